@@ -1,0 +1,299 @@
+"""The documentation site, checked in a real browser.
+
+Builds the site with `python docs/build.py`, serves _site/ on 127.0.0.1 from a thread, and drives Debian's headless
+Chromium (selenium + /usr/bin/chromedriver) through it. Without Chromium the tests skip, except under CI=true,
+where they fail. Screenshots of the front page and of the first chapter go to test-artifacts/."""
+import importlib, importlib.util, inspect, os, re, shutil, subprocess, sys, threading, time
+from functools import partial
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.error import HTTPError
+from urllib.parse import urldefrag, urljoin, urlparse, unquote
+from urllib.request import urlopen
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT/'_site'
+ART = ROOT/'test-artifacts'
+CHROMIUM, CHROMEDRIVER = '/usr/bin/chromium', '/usr/bin/chromedriver'
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync',
+         '--disable-dev-shm-usage', '--window-size=1280,1600']
+
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location('docs_build', ROOT/'docs'/'build.py')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+build = _load_builder()
+
+
+def _browser_missing():
+    try: import selenium  # noqa: F401
+    except ImportError: return 'selenium is not installed (pip install selenium)'
+    for p in (CHROMIUM, CHROMEDRIVER):
+        if not Path(p).exists(): return f'{p} not found (apt-get install -y chromium chromium-driver)'
+    return None
+
+
+def _need_browser():
+    why = _browser_missing()
+    if why is None: return
+    if os.environ.get('CI', '').lower() == 'true': pytest.fail(f'CI needs the browser test: {why}')
+    pytest.skip(why)
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope='session')
+def site():
+    "A fresh build of the site, and how long it took."
+    t = time.time()
+    r = subprocess.run([sys.executable, 'docs/build.py', '-q'], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, 'MPLBACKEND': 'Agg'})
+    took = time.time() - t
+    assert r.returncode == 0, f'docs build failed:\n{r.stdout[-6000:]}\n{r.stderr[-6000:]}'
+    assert (SITE/'index.html').exists()
+    print(f'\ndocs build: {took:.1f}s')
+    return dict(seconds=took, log=r.stdout + r.stderr)
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+
+
+@pytest.fixture(scope='session')
+def server(site):
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), partial(_Quiet, directory=str(SITE)))
+    th = threading.Thread(target=httpd.serve_forever, daemon=True)
+    th.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}/'
+    httpd.shutdown(); httpd.server_close()
+
+
+@pytest.fixture(scope='session')
+def driver(server, tmp_path_factory):
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for f in FLAGS + [f'--user-data-dir={tmp_path_factory.mktemp("chromium-profile")}']: opts.add_argument(f)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    d = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    d.set_page_load_timeout(60)
+    yield d
+    d.quit()
+
+
+@pytest.fixture(scope='session')
+def book():
+    "The chapters in reading order (docname, title) and the package's API, as the builder sees them."
+    paths = build.notebooks(ROOT/'nbs')
+    docs = [build.docname(p) for p in paths]
+    s = build.Site(); s.collect_api()
+    return dict(docs=docs, api=s.api, lib=s.lib)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _open(driver, url):
+    driver.get_log('browser')   # drop what earlier pages logged
+    driver.get(url)
+    for _ in range(100):
+        if driver.execute_script('return document.readyState') == 'complete': break
+        time.sleep(0.1)
+
+
+def _severe(driver):
+    return [e for e in driver.get_log('browser') if e.get('level') == 'SEVERE']
+
+
+def _images_loaded(driver):
+    "Scroll every <img> into view (so lazy ones load), wait, and list those that did not load."
+    n = driver.execute_script('return document.images.length')
+    for i in range(n):
+        driver.execute_script('document.images[arguments[0]].scrollIntoView()', i)
+    deadline = time.time() + 15
+    while True:
+        bad = driver.execute_script(
+            'return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)')
+        if not bad or time.time() > deadline: return n, bad
+        time.sleep(0.2)
+
+
+def _wait_math(driver, timeout=20):
+    "Wait until MathJax has typeset the page (if it has math); return the number of rendered formulas."
+    deadline = time.time() + timeout
+    while True:
+        math = driver.execute_script("return document.querySelectorAll('.math').length")
+        done = driver.execute_script("return document.querySelectorAll('mjx-container').length")
+        if not math or done >= 1 and done >= math * 0.9 or time.time() > deadline: return math, done
+        time.sleep(0.2)
+
+
+_re_directive = re.compile(r'(^|\n)\s*#\|')
+_re_frontmatter = re.compile(r'(^|\n)(---|\s*(title|description|output-file)\s*:\s.*)\s*(\n|$)')
+
+
+# ------------------------------------------------------------------------------------------------ the tests
+
+def test_build_is_quick(site):
+    assert site['seconds'] < 120, f"docs build took {site['seconds']:.0f}s"
+
+
+def test_chapter_pages_in_browser(driver, server, book):
+    "Each chapter loads without console errors, shows all its images and math, and leaks no nbdev/Quarto syntax."
+    problems = []
+    for doc in book['docs']:
+        _open(driver, server + f'{doc}.html')
+        n_img, bad_img = _images_loaded(driver)
+        math, typeset = _wait_math(driver)
+        text = driver.find_element('tag name', 'article').text
+        errs = _severe(driver)
+        if errs: problems.append(f'{doc}: console errors {errs}')
+        if bad_img: problems.append(f'{doc}: images that did not load {bad_img}')
+        if math and not typeset: problems.append(f'{doc}: {math} formulas, none typeset by MathJax')
+        if _re_directive.search(text): problems.append(f'{doc}: raw nbdev directive visible: '
+                                                       f'{_re_directive.search(text).group(0)!r}')
+        m = _re_frontmatter.search(text)
+        if m: problems.append(f'{doc}: front matter visible: {m.group(0).strip()!r}')
+        if not driver.find_elements('css selector', 'article h1'): problems.append(f'{doc}: no title')
+        if doc != 'index' and driver.find_elements('css selector', 'div.cell div.highlight') and not \
+                driver.find_elements('css selector', 'div.cell div.highlight span.k, div.cell div.highlight span.n'):
+            problems.append(f'{doc}: code is not highlighted')
+    assert not problems, '\n'.join(problems)
+
+
+def test_navigation_lists_chapters_in_order(driver, server, book):
+    _open(driver, server + 'index.html')
+    hrefs = driver.execute_script(
+        "return Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal')).map(a => a.href)")
+    pages = [urlparse(h).path.lstrip('/') for h in hrefs]
+    chapters = [d for d in book['docs'] if d != 'index']
+    listed = [p[:-len('.html')] for p in pages if p[:-len('.html')] in chapters]
+    assert listed == chapters, f'navigation lists {listed}, expected {chapters}'
+    assert 'index.html' in pages or '' in pages, 'the front page is not in the navigation'
+    assert 'api/index.html' in pages, 'the API reference is not in the navigation'
+
+
+def test_screenshots(driver, server, book):
+    ART.mkdir(exist_ok=True)
+    chapter = next((d for d in book['docs'] if d != 'index'), 'index')
+    for name, page in [('front_page', 'index'), (f'chapter_{chapter}', chapter)]:
+        _open(driver, server + f'{page}.html')
+        _wait_math(driver)
+        out = ART/f'docs_{name}.png'
+        driver.save_screenshot(str(out))
+        assert out.stat().st_size > 10_000, f'{out} looks empty'
+
+
+def _search_name(book):
+    "A function from the kernels module if there is one, else token_mask (or another function) from patterns."
+    lib = book['lib']
+    for mod, prefer in ((f'{lib}.kernels', None), (f'{lib}.patterns', 'token_mask')):
+        names = book['api'].get(mod, [])
+        m = importlib.import_module(mod) if names else None
+        funcs = [n for n in names if inspect.isfunction(getattr(m, n, None))]
+        if funcs: return mod, prefer if prefer in funcs else funcs[0]
+    pytest.fail('no kernels or patterns function to search for')
+
+
+def test_search_finds_an_exported_function(driver, server, book):
+    from selenium.webdriver.support.ui import WebDriverWait
+    mod, name = _search_name(book)
+    page = f'api/{mod[len(book["lib"]) + 1:]}.{name}.html'
+    _open(driver, server + f'search.html?q={name}')
+    WebDriverWait(driver, 30).until(
+        lambda d: d.find_elements('css selector', '#search-results ul.search li')
+        or 'did not match' in d.find_element('id', 'search-results').text)
+    hrefs = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#search-results ul.search li a')).map(a => a.href)")
+    paths = [urlparse(h).path.lstrip('/') for h in hrefs]
+    assert page in paths, f'searching for {name!r} did not find {page}; found {paths}'
+    assert not _severe(driver)
+
+
+# --- links, crawled without the browser
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__(); self.links, self.ids = [], set()
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for k in ('id', 'name'):
+            if a.get(k): self.ids.add(a[k])
+        for k in ('href', 'src'):
+            if a.get(k) and not (tag == 'link' and a.get('rel') in ('preconnect', 'dns-prefetch')): self.links.append(a[k])
+
+
+def _crawl(server):
+    "Every page and file reachable from the front page: {url: (status, parsed page or None)}, and link sources."
+    seen, todo, refs = {}, [server + 'index.html'], {}
+    while todo:
+        url = todo.pop()
+        if url in seen: continue
+        try:
+            with urlopen(url, timeout=30) as r: status, body, ctype = r.status, r.read(), r.headers.get_content_type()
+        except HTTPError as e: seen[url] = (e.code, None); continue
+        page = None
+        if ctype == 'text/html':
+            page = _Links(); page.feed(body.decode('utf-8', 'replace'))
+            for l in page.links:
+                target = urljoin(url, l)
+                if urlparse(target).netloc != urlparse(server).netloc or not target.startswith('http'): continue
+                refs.setdefault(target, set()).add(url)
+                base = urldefrag(target)[0]
+                if base not in seen: todo.append(base)
+        seen[url] = (status, page)
+    return seen, refs
+
+
+def test_every_internal_link_resolves(server, site):
+    seen, refs = _crawl(server)
+    bad = []
+    for target, sources in refs.items():
+        base, frag = urldefrag(target)
+        status, page = seen.get(base, (None, None))
+        if status != 200: bad.append(f'{target} -> {status} (from {sorted(sources)[:3]})'); continue
+        if frag and page is not None and unquote(frag) not in page.ids:
+            bad.append(f'{target}: no anchor #{frag} (from {sorted(sources)[:3]})')
+    pages = [u for u, (s, p) in seen.items() if p is not None]
+    print(f'\ncrawled {len(pages)} pages, {len(seen)} files, {len(refs)} link targets')
+    assert not bad, f'{len(bad)} broken links:\n' + '\n'.join(sorted(bad)[:60])
+    # every HTML file the build wrote is reachable from the front page
+    built = {f.relative_to(SITE).as_posix() for f in SITE.rglob('*.html')}
+    reached = {urlparse(u).path.lstrip('/') for u in pages}
+    assert not built - reached - {'genindex.html', 'py-modindex.html', 'search.html'}, \
+        f'pages nothing links to: {sorted(built - reached)}'
+
+
+def test_api_pages_link_to_chapter_and_source(server, book, site):
+    "Every exported name has an API page that links to its source and to a chapter; chapters link to the API."
+    lib, problems = book['lib'], []
+    chapter_pages = {f'{d}.html' for d in book['docs']}
+    for mod, names in book['api'].items():
+        m = importlib.import_module(mod)
+        short = mod[len(lib) + 1:] if mod != lib else lib
+        for n in names:
+            f = SITE/'api'/f'{short}.{n}.html'
+            if not f.exists(): problems.append(f'{mod}.{n}: no API page'); continue
+            p = _Links(); p.feed(f.read_text(encoding='utf-8'))
+            local = [urljoin('api/', l) for l in p.links]
+            obj = getattr(m, n, None)
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not any('_modules/' in l for l in local):
+                problems.append(f'{mod}.{n}: no link to its source')
+            if not any(urldefrag(l)[0] in chapter_pages - {'index.html'} for l in local):
+                problems.append(f'{mod}.{n}: no link to a chapter')
+    for d in book['docs']:
+        if d == 'index': continue
+        p = _Links(); p.feed((SITE/f'{d}.html').read_text(encoding='utf-8'))
+        html = (SITE/f'{d}.html').read_text(encoding='utf-8')
+        exports = 'chapter-' in html   # it has show_doc entries
+        if exports and not any(l.startswith('api/') and not l.startswith('api/index') for l in p.links):
+            problems.append(f'{d}: documents exported names but links to no API page')
+    assert not problems, '\n'.join(problems)
