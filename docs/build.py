@@ -351,7 +351,7 @@ class Site:
                'and to its source.', '']
         for mod, names in self.api.items():
             m = importlib.import_module(mod)
-            idx += [f'## {{py:mod}}`{mod}`', '', '| Name | Summary |', '| --- | --- |']
+            idx += [f'## {short(mod)}', '', f'Module {{py:mod}}`{mod}`.', '', '| Name | Summary |', '| --- | --- |']
             rows, pagelist = [], []
             for n in names:
                 page = f'api/{short(mod)}.{n}'

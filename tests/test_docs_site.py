@@ -297,3 +297,58 @@ def test_api_pages_link_to_chapter_and_source(server, book, site):
         if exports and not any(l.startswith('api/') and not l.startswith('api/index') for l in p.links):
             problems.append(f'{d}: documents exported names but links to no API page')
     assert not problems, '\n'.join(problems)
+
+
+def test_build_has_no_warnings(site):
+    "A warning means something renders wrong (an unresolved link, a module that does not import, a missing image)."
+    warnings = [l for l in site['log'].splitlines() if 'WARNING' in l]
+    assert not warnings, f'{len(warnings)} warnings from `python docs/build.py`:\n' + '\n'.join(warnings[:40])
+
+
+# --- nbdev's processing, on a notebook made here
+
+def _cell(kind, src, outputs=None):
+    c = dict(cell_type=kind, metadata={}, source=src)
+    if kind == 'code': c.update(outputs=outputs or [], execution_count=None)
+    return c
+
+def _stream(text): return [dict(output_type='stream', name='stdout', text=[text])]
+
+
+def test_processing_honours_directives(tmp_path):
+    "hide, echo: false, export and exports behave as on an nbdev site; show_doc entries come without running cells."
+    import json
+    lib = build.settings()['lib_path']
+    nb = dict(nbformat=4, nbformat_minor=5, metadata={'kernelspec': {'language': 'python', 'name': 'python3',
+                                                                      'display_name': 'python3'}}, cells=[
+        _cell('markdown', '# A made-up chapter\n\n> Its one-line description.'),
+        _cell('code', '#| default_exp patterns'),
+        _cell('code', '#| hide\nsecret_setup = 1', _stream('HIDDEN-OUTPUT\n')),
+        _cell('markdown', 'Math: $a^2 + b^2$ and `token_mask`.'),
+        _cell('code', '#| export\ndef token_mask(x):\n    "EXPORTED-DOC"\n    return "EXPORTED-BODY"'),
+        _cell('code', '#| echo: false\nprint("ECHO-SOURCE")', _stream('ECHO-OUTPUT\n')),
+        _cell('code', '#| exports\ndef shown_export(y):\n    "SHOWN-DOC"\n    return y'),
+        _cell('code', 'raise RuntimeError("this notebook must not run")', _stream('COMMITTED-OUTPUT\n')),
+        _cell('code', '#| hide\nimport nbdev; nbdev.nbdev_export()'),
+    ])
+    p = tmp_path/'42_madeup.ipynb'
+    p.write_text(json.dumps(nb))
+    s = build.Site(); s.collect_api()
+    s.docs[p] = build.docname(p)
+    out = s.process(p, None)
+    md = '\n'.join(c['source'] for c in out['cells'] if c['cell_type'] == 'markdown')
+    code = [c for c in out['cells'] if c['cell_type'] == 'code']
+    src = '\n'.join(c['source'] for c in code)
+    outs = json.dumps([c['outputs'] for c in code])
+    assert s.docs[p] == 'madeup' and md.startswith('# A made-up chapter') and 'Its one-line description.' in md
+    assert 'secret_setup' not in src and 'HIDDEN-OUTPUT' not in outs            # hide
+    assert 'EXPORTED-BODY' not in src                                          # export: code hidden ...
+    real_doc = build.importlib.import_module(f'{lib}.patterns').token_mask.__doc__
+    assert '### token_mask' in md and real_doc in md                            # ... show_doc from the package
+    assert '{py:obj}`token_mask <' in md                                        # links into the API pages
+    echo = next(c for c in code if 'ECHO-OUTPUT' in json.dumps(c['outputs']))
+    assert 'remove-input' in echo['metadata']['tags']                           # echo: false
+    assert 'SHOWN-DOC' in src and 'hide-input' in next(c for c in code if 'SHOWN-DOC' in c['source'])['metadata']['tags']
+    assert '### shown_export' in md                                            # exports: show_doc + folded code
+    assert 'COMMITTED-OUTPUT' in outs                                           # committed outputs, nothing run
+    assert '#|' not in src and '---' not in md and '$a^2 + b^2$' in md
