@@ -24,6 +24,7 @@ ASSETS = {'.png', '.jpg', '.jpeg', '.gif', '.svg', '.webp'}   # files beside the
 
 _re_dir_line = re.compile(r'^\s*#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 _re_md_link = re.compile(r'\]\(([^)\s]+)\)')
+_re_callout = re.compile(r'^:::\s*\{\.callout-(note|tip|warning|important|caution)[^}]*\}\s*$', re.MULTILINE)
 
 
 WARNINGS = []
@@ -249,6 +250,7 @@ class Site:
                 if full and full in self.api_targets: return f'{{py:obj}}`{text} <{full}>`'
                 return f'`{text}`'
             md = re.sub(r'\[`([^`]+)`\]\((' + re.escape(self.doc_base) + r'[^)\s]*)\)', sym, md)
+        md = _re_callout.sub(lambda m: f':::{{{m.group(1)}}}', md)   # Quarto callouts become MyST admonitions
         return _re_md_link.sub(lambda m: f']({self._link_target(m.group(1))})', md)
 
     def showdoc_md(self, md: str, full: str | None, doc: str) -> str:
@@ -371,7 +373,6 @@ class Site:
             if mod_chapters:
                 modpage += ['Derived in ' + ', '.join(f'{{doc}}`/{d}`' for d in mod_chapters) + '.', '']
             modpage += ['| Name | Summary |', '| --- | --- |'] + rows + ['']
-            modpage += ['```{toctree}', ':hidden:', ''] + pagelist + ['```', '']
             pages[f'api/{short(mod)}'] = '\n'.join(modpage)
         idx += ['```{toctree}', ':hidden:', ''] + [short(m) for m in self.api] + ['```', '']
         pages['api/index'] = '\n'.join(idx)
@@ -394,7 +395,8 @@ class Site:
 
     def symbol_page(self, mod, m, n) -> str:
         obj, full = getattr(m, n, None), f'{mod}.{n}'
-        page = [f'# `{n}`', '', '```{eval-rst}', f'.. currentmodule:: {mod}', '']
+        # `orphan`: symbol pages stay out of the sidebar, which Sphinx renders whole into every page
+        page = ['---', 'orphan: true', '---', '', f'# `{n}`', '', '```{eval-rst}', f'.. currentmodule:: {mod}', '']
         if inspect.isclass(obj): page += [f'.. autoclass:: {n}', '   :members:', '   :undoc-members:']
         elif inspect.isroutine(obj): page += [f'.. autofunction:: {n}']
         else:   # a constant: its type, and its value when that is short and has no memory address in it

@@ -1,6 +1,6 @@
 """Sphinx configuration for the documentation site. Build with `python docs/build.py`, which writes the sources
 this reads (docs/_src: the notebooks after nbdev's processing, and the API pages) and copies the result to _site/."""
-import configparser, importlib.util
+import configparser
 from pathlib import Path
 
 _root = Path(__file__).resolve().parent.parent
@@ -19,9 +19,8 @@ extensions = [
     'sphinx.ext.viewcode',     # highlighted module source, linked from every API entry
     'sphinx.ext.mathjax',
     'sphinx.ext.githubpages',  # .nojekyll
+    'sphinx-mathjax-offline',  # MathJax served from the site itself, so pages need no network
 ]
-# MathJax served from the site itself, so pages need no network
-if importlib.util.find_spec('sphinx-mathjax-offline'): extensions.append('sphinx-mathjax-offline')
 
 # The notebooks are never executed here: their committed outputs are what the site shows.
 nb_execution_mode = 'off'
@@ -33,8 +32,9 @@ myst_heading_anchors = 3
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
 autodoc_preserve_defaults = True
+autodoc_inherit_docstrings = False   # a method shows its own docstring, not its base class's (torch's, say)
 add_module_names = False
-default_role = 'literal'            # nbdev docstrings use `backticks` for code
+default_role = 'literal'            # single `backticks` in any remaining reST are code
 suppress_warnings = ['myst.header']  # show_doc headings are h3 wherever they fall, as on an nbdev site
 
 html_theme = 'sphinx_book_theme'
@@ -54,3 +54,46 @@ html_theme_options = {
     'navigation_with_keys': False,
 }
 html_context = {'default_mode': 'light'}
+
+
+# nbdev docstrings are Markdown (`code`, $math$, [links](url), *emphasis*); autodoc reads reStructuredText.
+# Convert the inline Markdown, and escape everything else, so a docstring shows as its author wrote it.
+import re as _re
+
+_md_inline = _re.compile(r'(?P<code>`+)(?P<c>.+?)(?P=code)|\$(?P<m>[^$\n]+?)\$|\[(?P<lt>[^\]]+)\]\((?P<lu>[^)\s]+)\)'
+                         r'|\*\*(?P<b>\S.*?\S|\S)\*\*|(?<![\w*])[*_](?P<i>\S.*?\S|\S)[*_](?![\w*])')
+
+
+def _rst_escape(s): return _re.sub(r'([\\*_`|])', r'\\\1', s)
+
+
+def _md_line_to_rst(line):
+    out, pos = [], 0
+    for m in _md_inline.finditer(line):
+        out.append(_rst_escape(line[pos:m.start()])); pos = m.end()
+        if m['code']: r = f"``{m['c'].strip()}``" if m['c'].strip() else _rst_escape(m[0])
+        elif m['m']: r = f":math:`{m['m']}`"
+        elif m['lt']: r = f"`{_rst_escape(m['lt'])} <{m['lu']}>`__"
+        elif m['b']: r = f"**{_rst_escape(m['b'])}**"
+        else: r = f"*{_rst_escape(m['i'])}*"
+        out.append(f'\\ {r}\\ ')
+    out.append(_rst_escape(line[pos:]))
+    return ''.join(out)
+
+
+def _md_docstring(app, what, name, obj, options, lines):
+    res, fence = [], None
+    for line in lines:
+        if line.lstrip().startswith('```'):
+            if fence is None:
+                fence = line[:len(line) - len(line.lstrip())]
+                res += [f'{fence}.. code-block:: {line.strip()[3:].strip() or "python"}', '']
+            else: fence = None; res.append('')
+            continue
+        if fence is not None: res.append(f'{fence}   {line[len(fence):]}' if line.strip() else ''); continue
+        res.append(line if line.lstrip().startswith('>>>') else _md_line_to_rst(line))
+    lines[:] = res
+
+
+def setup(app):
+    app.connect('autodoc-process-docstring', _md_docstring)

@@ -155,6 +155,10 @@ def test_chapter_pages_in_browser(driver, server, book):
         math, typeset = _wait_math(driver)
         text = driver.find_element('tag name', 'article').text
         errs = _severe(driver)
+        outside = driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(u => !u.startsWith(arguments[0]))",
+            server)
+        if outside: problems.append(f'{doc}: requests leave the site: {outside[:5]}')
         if errs: problems.append(f'{doc}: console errors {errs}')
         if bad_img: problems.append(f'{doc}: images that did not load {bad_img}')
         if math and not typeset: problems.append(f'{doc}: {math} formulas, none typeset by MathJax')
