@@ -317,6 +317,7 @@ class Site:
             cells.append(dict(cell_type='markdown', metadata={}, source=toc))
         for i, c in enumerate(cells): c['id'] = f'c{i}'
         md = dict(nb2dict(nb.metadata))
+        md.pop('widgets', None)   # widget state needs the ipywidgets JavaScript from a CDN
         md.setdefault('kernelspec', {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'})
         md.setdefault('language_info', {'name': 'python', 'pygments_lexer': 'ipython3'})
         return dict(nbformat=4, nbformat_minor=5, metadata=md, cells=cells)

@@ -25,13 +25,16 @@ extensions = [
 # The notebooks are never executed here: their committed outputs are what the site shows.
 nb_execution_mode = 'off'
 nb_merge_streams = True
+# Widgets (a tqdm.auto bar, say) would need JavaScript from a CDN: show their text form, load nothing.
+nb_ipywidgets_js = {}
+nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None),
+                              ('html', 'application/vnd.jupyter.widget-state+json', None)]
 myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence', 'attrs_block', 'attrs_inline', 'html_image']
 myst_dmath_double_inline = True
 myst_heading_anchors = 3
 
 autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
-autodoc_preserve_defaults = True
 autodoc_inherit_docstrings = False   # a method shows its own docstring, not its base class's (torch's, say)
 add_module_names = False
 default_role = 'literal'            # single `backticks` in any remaining reST are code

@@ -104,8 +104,9 @@ def book():
 def _open(driver, url):
     driver.get_log('browser')   # drop what earlier pages logged
     driver.get(url)
-    for _ in range(100):
-        if driver.execute_script('return document.readyState') == 'complete': break
+    for _ in range(300):
+        if driver.execute_script('return document.readyState') == 'complete' and \
+                driver.find_elements('css selector', 'article'): break
         time.sleep(0.1)
 
 
@@ -153,6 +154,8 @@ def test_chapter_pages_in_browser(driver, server, book):
         _open(driver, server + f'{doc}.html')
         n_img, bad_img = _images_loaded(driver)
         math, typeset = _wait_math(driver)
+        if not driver.find_elements('tag name', 'article'):
+            problems.append(f'{doc}: page has no <article> (title {driver.title!r})'); continue
         text = driver.find_element('tag name', 'article').text
         errs = _severe(driver)
         outside = driver.execute_script(
