@@ -55,6 +55,7 @@ html_theme_options = {
     'home_page_in_toc': True,
     'show_toc_level': 2,
     'navigation_with_keys': False,
+    'navbar_persistent': [],       # one search field, in the sidebar
 }
 html_context = {'default_mode': 'light'}
 
