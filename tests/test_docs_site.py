@@ -299,6 +299,8 @@ def test_api_pages_link_to_chapter_and_source(server, book, site):
                 problems.append(f'{mod}.{n}: no link to its source')
             if not any(urldefrag(l)[0] in chapter_pages - {'index.html'} for l in local):
                 problems.append(f'{mod}.{n}: no link to a chapter')
+            elif (inspect.isfunction(obj) or inspect.isclass(obj)) and not any('#chapter-' in l for l in local):
+                problems.append(f'{mod}.{n}: no link to its show_doc entry in a chapter')
     for d in book['docs']:
         if d == 'index': continue
         p = _Links(); p.feed((SITE/f'{d}.html').read_text(encoding='utf-8'))
