@@ -263,8 +263,9 @@ class Site:
         if full and full.startswith(self.lib + '.'):
             if full not in self.labels:
                 # Sphinx lowercases labels: keep `Recompute` and `recompute` apart
-                case = '' if full == full.lower() else '-' + ''.join('1' if ch.isupper() else '0' for ch in full.split('.')[-1])
-                self.labels[full] = f'chapter-{full}{case}'.lower()
+                label, used, k = f'chapter-{full}'.lower(), set(self.labels.values()), 1
+                while label in used: k += 1; label = f'chapter-{full}-{k}'.lower()
+                self.labels[full] = label
                 self.label_doc[full] = doc
                 md = f'({self.labels[full]})=\n' + md
             if full in self.api_targets:
@@ -397,7 +398,7 @@ class Site:
     def symbol_page(self, mod, m, n) -> str:
         obj, full = getattr(m, n, None), f'{mod}.{n}'
         # `orphan`: symbol pages stay out of the sidebar, which Sphinx renders whole into every page
-        page = ['---', 'orphan: true', '---', '', f'# `{n}`', '', '```{eval-rst}', f'.. currentmodule:: {mod}', '']
+        page = ['```{eval-rst}', f'.. currentmodule:: {mod}', '']
         if inspect.isclass(obj): page += [f'.. autoclass:: {n}', '   :members:', '   :undoc-members:']
         elif inspect.isroutine(obj): page += [f'.. autofunction:: {n}']
         else:   # a constant: its type, and its value when that is short and has no memory address in it
@@ -418,8 +419,8 @@ class Site:
         if self._has_source_page(mod):
             where.append(f'Source: <a class="reference internal" href="../_modules/{mod.replace(".", "/")}.html'
                          f'{"#" + n if inspect.isfunction(obj) or inspect.isclass(obj) else ""}">{src}</a>')
-        page += [' '.join(where), '']
-        return '\n'.join(page)
+        head = ['---', 'orphan: true', '---', '', f'# `{n}`', '', ' '.join(where), '']
+        return '\n'.join(head + page)
 
     def _has_source_page(self, mod):
         "viewcode writes a module's source page when at least one of its documented objects is a def or class."
