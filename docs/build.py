@@ -471,7 +471,7 @@ def build(strict=False, clean=False, quiet=False) -> int:
     if stale: shutil.rmtree(BUILD, ignore_errors=True)   # pages went away: rebuild from scratch
     t1 = time.time()
     from sphinx.cmd.build import build_main
-    args = ['-b', 'html', '-c', str(DOCS), '-d', str(BUILD/'doctrees'), str(SRC), str(BUILD/'html')]
+    args = ['-b', 'html', '-N', '-c', str(DOCS), '-d', str(BUILD/'doctrees'), str(SRC), str(BUILD/'html')]
     if quiet: args.append('-q')
     if strict: args += ['-W', '--keep-going']
     rc = build_main(args)
