@@ -236,12 +236,12 @@ def blocksparse_forward(q, k, v, plans, scale=None, out=None):
     forward_pass(q, k, v, plans[0], first, lse, scale=scale)
     return forward_pass(q, k, v, plans[1], out, lse, o_prev=first, scale=scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #e9bb298e
+# %% ../nbs/05_kernel_backward.ipynb #d33f953a
 from functools import lru_cache
 from sparse_transformer_edu.patterns import token_mask, pattern_predicate
 from sparse_transformer_edu.reference import attention_reference
 
-# %% ../nbs/05_kernel_backward.ipynb #d81791a7
+# %% ../nbs/05_kernel_backward.ipynb #eafa1aa8
 @_jit
 def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
            MASKED: tl.constexpr, IEEE: tl.constexpr):
@@ -337,7 +337,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=ok[:, None])
     tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=ok[:, None])
 
-# %% ../nbs/05_kernel_backward.ipynb #7097213d
+# %% ../nbs/05_kernel_backward.ipynb #1a67c216
 @_jit
 def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -417,7 +417,7 @@ def _attn_bwd_delta(O, DO, DELTA, so_b, so_h, so_n, sd_b, sd_h, sd_n, sl_b, sl_h
     do = tl.load(DO + b * sd_b + h * sd_h + rows[:, None] * sd_n + offs_d[None, :], mask=ok[:, None], other=0.0)
     tl.store(DELTA + b * sl_b + h * sl_h + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=ok)
 
-# %% ../nbs/05_kernel_backward.ipynb #21a39f64
+# %% ../nbs/05_kernel_backward.ipynb #61055c10
 def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first, scale=None):
     "Gradients of one pass: writes (`first`) or adds into `dq`, `dk`, `dv`."
     B, H, N, D = q.shape
@@ -468,7 +468,7 @@ def blocksparse_backward(q, k, v, out, lse, do, plans, scale=None):
         backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first=i == 0, scale=scale)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
-# %% ../nbs/05_kernel_backward.ipynb #9d1cc756
+# %% ../nbs/05_kernel_backward.ipynb #fedf90ed
 class BlockSparseAttentionFn(torch.autograd.Function):
     "Block-sparse attention over a list of TilePlans, with the Triton kernels for forward and backward."
     @staticmethod
@@ -488,7 +488,7 @@ def blocksparse_attention(q, k, v, plans, scale=None, bwd_plans=None):
     "Differentiable block-sparse attention over `plans` (from `attention_plans` or `plan_from_mask`)."
     return BlockSparseAttentionFn.apply(q, k, v, plans, bwd_plans, scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #2ca8b212
+# %% ../nbs/05_kernel_backward.ipynb #64ba6998
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "torch", "triton", "sdpa")
 
@@ -548,7 +548,7 @@ def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=Non
     bwd_plans = attention_plans(kind, N, H, kernel="bwd", **kw) if torch.is_grad_enabled() and q.requires_grad | k.requires_grad | v.requires_grad else None
     return blocksparse_attention(q, k, v, plans, scale, bwd_plans)
 
-# %% ../nbs/05_kernel_backward.ipynb #2fbafa91
+# %% ../nbs/05_kernel_backward.ipynb #873ca5d7
 class SparseAttention(torch.nn.Module):
     "The attention of one layer as a module: `forward(q, k, v)` calls `sparse_attention` with fixed settings."
     def __init__(self, kind:str, *, stride:int, c:int|None=None, part=None, summary=None, backend:str="auto", block=None):
