@@ -8,7 +8,7 @@ import argparse, math, os, sys, time
 from dataclasses import asdict
 from pathlib import Path
 import torch
-from .model import SparseTransformer, SparseTransformerConfig
+from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
                                           lm_batches, LN2)
 from .sample import generate, show_images
@@ -66,7 +66,7 @@ def _train_parser(sub):
     p.add_argument("--distinct-summaries", action="store_true", help="fixed heads use distinct summary blocks")
     p.add_argument("--recompute", action="store_true", help="recompute blocks in the backward pass")
     p.add_argument("--dropout", type=float, default=None, help=f"default: {d['dropout']}")
-    p.add_argument("--backend", choices=("auto", "torch", "triton"), default=None, help="attention kernel (default: auto)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="attention kernel (default: auto; sdpa is dense only)")
     for name, typ in (("steps", int), ("batch_size", int), ("accum", int), ("lr", float), ("warmup", int),
                       ("eval_every", int), ("eval_batches", int), ("ckpt_every", int), ("seed", int)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"default: {d[name]}")

@@ -15,11 +15,11 @@ from . import kernels
 from .recompute import recompute
 
 # %% auto #0
-__all__ = ['BACKENDS', 'SparseTransformerConfig', 'attention_plan', 'SparseAttention', 'FeedForward', 'Block', 'position_tables',
+__all__ = ['SparseTransformerConfig', 'attention_plan', 'SparseAttention', 'FeedForward', 'Block', 'position_tables',
            'position_ids', 'SparseTransformer', 'attended_positions', 'mean_attended']
 
 # %% ../nbs/07_model.ipynb #40e67322
-BACKENDS = ("auto", "torch", "triton")
+from .kernels import BACKENDS   # the kernels' own list; 'sdpa' is PyTorch's dense causal attention
 
 def _bad(name, value, allowed):
     return ValueError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
@@ -65,6 +65,8 @@ class SparseTransformerConfig:
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise _bad("dropout", self.dropout, "a number with 0 <= dropout < 1")
         if self.backend not in BACKENDS: raise _bad("backend", self.backend, f"one of {BACKENDS}")
+        if self.backend == "sdpa" and self.kind != "dense":
+            raise ValueError(f"backend='sdpa' is not allowed with kind={self.kind!r}: PyTorch's SDPA computes dense causal attention only")
         if self.image_shape is not None:
             shape = tuple(self.image_shape)
             if len(shape) != 3 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in shape):
