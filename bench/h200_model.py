@@ -7,7 +7,6 @@ import torch.nn.functional as F
 import triton
 from sparse_transformer_edu import model as M
 
-if "sdpa" not in M.BACKENDS: M.BACKENDS = M.BACKENDS + ("sdpa",)
 print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), flush=True)
 iters = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 res = {}
