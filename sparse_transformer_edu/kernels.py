@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['HEAD_DIMS', 'LAUNCH', 'DEFAULT_BLOCKS', 'interpreting', 'forward_pass', 'attention_plans', 'blocksparse_forward', 'BACKENDS', 'backward_pass', 'blocksparse_backward', 'BlockSparseAttentionFn', 'blocksparse_attention', 'resolve_backend', 'sparse_attention', 'SparseAttention']
 
-# %% ../nbs/04_kernel_forward.ipynb #ae9e0f6b
+# %% ../nbs/04_kernel_forward.ipynb #80888fb5
 import math, os, types, warnings
 from functools import lru_cache
 import torch
@@ -25,7 +25,7 @@ def interpreting() -> bool:
     "True when Triton kernels run on the CPU through the interpreter."
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# %% ../nbs/04_kernel_forward.ipynb #47168cd9
+# %% ../nbs/04_kernel_forward.ipynb #c946aa53
 @_jit
 def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -110,7 +110,7 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     tl.store(O + b * sob + h * soh + qrows[:, None] * son + offs_d[None, :], o.to(O.dtype.element_ty), mask=row_ok[:, None])
     tl.store(LSE + b * slb + h * slh + qrows, lse_row, mask=row_ok)
 
-# %% ../nbs/04_kernel_forward.ipynb #5753c8cb
+# %% ../nbs/04_kernel_forward.ipynb #14e8249a
 HEAD_DIMS = (32, 64, 128)
 
 LAUNCH = {}   # (kernel, BM, BN, D) -> dict(num_warps=..., num_stages=...), set by tuning on the GPU
@@ -150,7 +150,7 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
                     MERGE=o_prev is not None, IEEE=q.dtype == torch.float32, **_launch_cfg(plan, D))
     return out, lse
 
-# %% ../nbs/04_kernel_forward.ipynb #cdb8da52
+# %% ../nbs/04_kernel_forward.ipynb #49df2483
 # Tile shapes per pattern for the forward and the backward kernels, from a sweep on an H200 (bench/NOTES.md).
 DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128), "strided": (64, 64), "local": (64, 64)},
                   "bwd": {"dense": (128, 64), "fixed": (128, 64), "strided": (64, 64), "local": (64, 64)}}
@@ -173,6 +173,10 @@ def _summary_rows(n, stride, c, s, device):
 
 @lru_cache(maxsize=64)
 def _plans(kind, n, heads, stride, c, parts, summaries, block, device):
+    # validated here, so that a call that hits the cache pays for no checks
+    for p, s in set(zip(parts, summaries)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n)
+    if kind in ("strided", "fixed") and n % stride:
+        raise ValueError(f"n={n} is not a multiple of stride={stride}: the {kind} kernels need n % stride == 0")
     BM, BN = block
     dev = torch.device(device)
     if len(set(parts)) > 1 or kind in ("dense", "local"):
@@ -219,13 +223,11 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
                     block=None, device="cpu", kernel="fwd") -> list:
     "The passes (TilePlans) that compute pattern `kind` exactly; `part` and `summary` may be per-head lists."
     parts, sums = tuple(_per_head(part, heads, "part")), tuple(_per_head(summary, heads, "summary"))
-    for p, s in set(zip(parts, sums)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n)  # validates
-    if kind in ("strided", "fixed") and n % stride:
-        raise ValueError(f"n={n} is not a multiple of stride={stride}: the {kind} kernels need n % stride == 0")
+    if kind not in DEFAULT_BLOCKS[kernel]: pattern_predicate(kind, stride=stride)   # names the allowed kinds
     block = _tile(DEFAULT_BLOCKS[kernel][kind] if block is None else block)
     return _plans(kind, n, heads, stride, c, parts, sums, block, str(torch.device(device)))
 
-# %% ../nbs/04_kernel_forward.ipynb #49c9e6ce
+# %% ../nbs/04_kernel_forward.ipynb #3b669fe8
 def blocksparse_forward(q, k, v, plans, scale=None, out=None):
     "Forward over the passes of `attention_plans`: returns (out, lse)."
     B, H, N, D = q.shape
@@ -236,12 +238,12 @@ def blocksparse_forward(q, k, v, plans, scale=None, out=None):
     forward_pass(q, k, v, plans[0], first, lse, scale=scale)
     return forward_pass(q, k, v, plans[1], out, lse, o_prev=first, scale=scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #d33f953a
+# %% ../nbs/05_kernel_backward.ipynb #e94d0244
 from functools import lru_cache
 from sparse_transformer_edu.patterns import token_mask, pattern_predicate
 from sparse_transformer_edu.reference import attention_reference
 
-# %% ../nbs/05_kernel_backward.ipynb #eafa1aa8
+# %% ../nbs/05_kernel_backward.ipynb #0fb6dd09
 @_jit
 def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
            MASKED: tl.constexpr, IEEE: tl.constexpr):
@@ -337,7 +339,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=ok[:, None])
     tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=ok[:, None])
 
-# %% ../nbs/05_kernel_backward.ipynb #1a67c216
+# %% ../nbs/05_kernel_backward.ipynb #6cc132f1
 @_jit
 def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -417,7 +419,7 @@ def _attn_bwd_delta(O, DO, DELTA, so_b, so_h, so_n, sd_b, sd_h, sd_n, sl_b, sl_h
     do = tl.load(DO + b * sd_b + h * sd_h + rows[:, None] * sd_n + offs_d[None, :], mask=ok[:, None], other=0.0)
     tl.store(DELTA + b * sl_b + h * sl_h + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=ok)
 
-# %% ../nbs/05_kernel_backward.ipynb #61055c10
+# %% ../nbs/05_kernel_backward.ipynb #d3a645c2
 def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first, scale=None):
     "Gradients of one pass: writes (`first`) or adds into `dq`, `dk`, `dv`."
     B, H, N, D = q.shape
@@ -468,7 +470,7 @@ def blocksparse_backward(q, k, v, out, lse, do, plans, scale=None):
         backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first=i == 0, scale=scale)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
-# %% ../nbs/05_kernel_backward.ipynb #fedf90ed
+# %% ../nbs/05_kernel_backward.ipynb #39cf70f6
 class BlockSparseAttentionFn(torch.autograd.Function):
     "Block-sparse attention over a list of TilePlans, with the Triton kernels for forward and backward."
     @staticmethod
@@ -488,7 +490,7 @@ def blocksparse_attention(q, k, v, plans, scale=None, bwd_plans=None):
     "Differentiable block-sparse attention over `plans` (from `attention_plans` or `plan_from_mask`)."
     return BlockSparseAttentionFn.apply(q, k, v, plans, bwd_plans, scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #64ba6998
+# %% ../nbs/05_kernel_backward.ipynb #ca66492c
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "torch", "triton", "sdpa")
 
@@ -533,9 +535,10 @@ def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=Non
     _check_inputs(q, k, v, kind, stride, backend)
     B, H, N, D = q.shape
     parts, sums = tuple(_per_head(part, H, "part")), tuple(_per_head(summary, H, "summary"))
-    for p, s in set(zip(parts, sums)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=N)
     backend = resolve_backend(backend, q)
+    # the torch and triton paths validate the pattern when they first build its masks or plans (both cached)
     if backend == "sdpa":   # PyTorch's fused dense causal attention, the baseline the sparse kernels are measured against
+        for p, s in set(zip(parts, sums)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=N)
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
     if backend == "torch":
         mask = _torch_masks(kind, N, H, stride, c, parts, sums, str(q.device))
@@ -548,7 +551,7 @@ def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=Non
     bwd_plans = attention_plans(kind, N, H, kernel="bwd", **kw) if torch.is_grad_enabled() and q.requires_grad | k.requires_grad | v.requires_grad else None
     return blocksparse_attention(q, k, v, plans, scale, bwd_plans)
 
-# %% ../nbs/05_kernel_backward.ipynb #873ca5d7
+# %% ../nbs/05_kernel_backward.ipynb #ce6e04a5
 class SparseAttention(torch.nn.Module):
     "The attention of one layer as a module: `forward(q, k, v)` calls `sparse_attention` with fixed settings."
     def __init__(self, kind:str, *, stride:int, c:int|None=None, part=None, summary=None, backend:str="auto", block=None):
