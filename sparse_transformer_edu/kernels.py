@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['HEAD_DIMS', 'LAUNCH', 'DEFAULT_BLOCKS', 'interpreting', 'forward_pass', 'attention_plans', 'blocksparse_forward', 'BACKENDS', 'backward_pass', 'blocksparse_backward', 'BlockSparseAttentionFn', 'blocksparse_attention', 'resolve_backend', 'sparse_attention', 'SparseAttention']
 
-# %% ../nbs/04_kernel_forward.ipynb #80888fb5
+# %% ../nbs/04_kernel_forward.ipynb #0ab06039
 import math, os, types, warnings
 from functools import lru_cache
 import torch
@@ -25,7 +25,16 @@ def interpreting() -> bool:
     "True when Triton kernels run on the CPU through the interpreter."
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
-# %% ../nbs/04_kernel_forward.ipynb #c946aa53
+# %% ../nbs/04_kernel_forward.ipynb #70eb8cf5
+@_jit
+def _rows(MAP, base, offs, HAS_MAP: tl.constexpr):
+    "Tensor rows of virtual rows `offs`: through a row map when there is one, else the same rows."
+    if HAS_MAP:
+        rows = tl.load(MAP + base + offs).to(tl.int64)
+    else:
+        rows = offs.to(tl.int64)
+    return rows
+
 @_jit
 def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -34,10 +43,7 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
     offs_d = tl.arange(0, D)
     kt = tl.load(LUT_COL + e)
     offs_n = kt * BN + tl.arange(0, BN)
-    if HAS_KVMAP:
-        kvrows = tl.load(KVMAP + kvmap_base + offs_n).to(tl.int64)
-    else:
-        kvrows = offs_n.to(tl.int64)
+    kvrows = _rows(KVMAP, kvmap_base, offs_n, HAS_KVMAP)
     k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
     v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
     if IEEE:
@@ -73,10 +79,7 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     offs_m = tq * BM + tl.arange(0, BM)
     offs_d = tl.arange(0, D)
     row_ok = offs_m < NQ
-    if HAS_QMAP:
-        qrows = tl.load(QMAP + h * qmap_h + offs_m).to(tl.int64)
-    else:
-        qrows = offs_m.to(tl.int64)
+    qrows = _rows(QMAP, h * qmap_h, offs_m, HAS_QMAP)
     q_tile = tl.load(Q + b * sqb + h * sqh + qrows[:, None] * sqn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
     m_i = tl.full([BM], float("-inf"), tl.float32)
     l_i = tl.zeros([BM], tl.float32)
@@ -110,7 +113,7 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     tl.store(O + b * sob + h * soh + qrows[:, None] * son + offs_d[None, :], o.to(O.dtype.element_ty), mask=row_ok[:, None])
     tl.store(LSE + b * slb + h * slh + qrows, lse_row, mask=row_ok)
 
-# %% ../nbs/04_kernel_forward.ipynb #14e8249a
+# %% ../nbs/04_kernel_forward.ipynb #ac42e63f
 HEAD_DIMS = (32, 64, 128)
 
 LAUNCH = {}   # (kernel, BM, BN, D) -> dict(num_warps=..., num_stages=...), set by tuning on the GPU
@@ -150,7 +153,7 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
                     MERGE=o_prev is not None, IEEE=q.dtype == torch.float32, **_launch_cfg(plan, D))
     return out, lse
 
-# %% ../nbs/04_kernel_forward.ipynb #49df2483
+# %% ../nbs/04_kernel_forward.ipynb #7e0b7e7a
 # Tile shapes per pattern for the forward and the backward kernels, from a sweep on an H200 (bench/NOTES.md).
 DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128), "strided": (64, 64), "local": (64, 64)},
                   "bwd": {"dense": (128, 64), "fixed": (128, 64), "strided": (64, 64), "local": (64, 64)}}
@@ -227,7 +230,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     block = _tile(DEFAULT_BLOCKS[kernel][kind] if block is None else block)
     return _plans(kind, n, heads, stride, c, parts, sums, block, str(torch.device(device)))
 
-# %% ../nbs/04_kernel_forward.ipynb #3b669fe8
+# %% ../nbs/04_kernel_forward.ipynb #cd1edd84
 def blocksparse_forward(q, k, v, plans, scale=None, out=None):
     "Forward over the passes of `attention_plans`: returns (out, lse)."
     B, H, N, D = q.shape
@@ -238,12 +241,12 @@ def blocksparse_forward(q, k, v, plans, scale=None, out=None):
     forward_pass(q, k, v, plans[0], first, lse, scale=scale)
     return forward_pass(q, k, v, plans[1], out, lse, o_prev=first, scale=scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #e94d0244
+# %% ../nbs/05_kernel_backward.ipynb #f0faa60d
 from functools import lru_cache
 from sparse_transformer_edu.patterns import token_mask, pattern_predicate
 from sparse_transformer_edu.reference import attention_reference
 
-# %% ../nbs/05_kernel_backward.ipynb #0fb6dd09
+# %% ../nbs/05_kernel_backward.ipynb #238e9bd2
 @_jit
 def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
            MASKED: tl.constexpr, IEEE: tl.constexpr):
@@ -259,6 +262,17 @@ def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.
     return p
 
 @_jit
+def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, sdn, D: tl.constexpr):
+    "A query tile's q, dO, log-sum-exp (base 2; +inf for an empty row, so its p is 0) and delta."
+    offs_d = tl.arange(0, D)
+    q_tile = tl.load(Q + q_base + qrows[:, None] * sqn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    do_tile = tl.load(DO + do_base + qrows[:, None] * sdn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    lse = tl.load(LSE + l_base + qrows, mask=row_ok, other=float("-inf"))
+    delta = tl.load(DELTA + l_base + qrows, mask=row_ok, other=0.0)
+    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+    return q_tile, do_tile, lse2, delta
+
+@_jit
 def _mm(a, b, IEEE: tl.constexpr):
     if IEEE:
         return tl.dot(a, b, input_precision="ieee")
@@ -270,19 +284,11 @@ def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, M
                qmap_base, sqn, sdn, NQ, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                HAS_QMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
     "Add one query tile's contribution to dk and dv of a key tile."
-    offs_d = tl.arange(0, D)
     tq = tl.load(T_ROW + e)
     offs_m = tq * BM + tl.arange(0, BM)
     row_ok = offs_m < NQ
-    if HAS_QMAP:
-        qrows = tl.load(QMAP + qmap_base + offs_m).to(tl.int64)
-    else:
-        qrows = offs_m.to(tl.int64)
-    q_tile = tl.load(Q + q_base + qrows[:, None] * sqn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-    do_tile = tl.load(DO + do_base + qrows[:, None] * sdn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-    lse = tl.load(LSE + l_base + qrows, mask=row_ok, other=float("-inf"))
-    delta = tl.load(DELTA + l_base + qrows, mask=row_ok, other=0.0)
-    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+    qrows = _rows(QMAP, qmap_base, offs_m, HAS_QMAP)
+    q_tile, do_tile, lse2, delta = _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, sdn, D)
     mid = 0
     if MASKED:
         mid = tl.load(T_MASK + e)
@@ -306,10 +312,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     kt = tl.load(T_ORDER + pid)
     offs_n = kt * BN + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
-    if HAS_KVMAP:
-        kvrows = tl.load(KVMAP + h * kvmap_h + offs_n).to(tl.int64)
-    else:
-        kvrows = offs_n.to(tl.int64)
+    kvrows = _rows(KVMAP, h * kvmap_h, offs_n, HAS_KVMAP)
     k_tile = tl.load(K + b * skb + h * skh + kvrows[:, None] * skn + offs_d[None, :])
     v_tile = tl.load(V + b * svb + h * svh + kvrows[:, None] * svn + offs_d[None, :])
     dk = tl.zeros([BN, D], tl.float32)
@@ -339,7 +342,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     tl.store(dk_ptrs, dk.to(DK.dtype.element_ty), mask=ok[:, None])
     tl.store(dv_ptrs, dv.to(DV.dtype.element_ty), mask=ok[:, None])
 
-# %% ../nbs/05_kernel_backward.ipynb #6cc132f1
+# %% ../nbs/05_kernel_backward.ipynb #facd9f00
 @_jit
 def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -348,10 +351,7 @@ def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, M
     offs_d = tl.arange(0, D)
     kt = tl.load(LUT_COL + e)
     offs_n = kt * BN + tl.arange(0, BN)
-    if HAS_KVMAP:
-        kvrows = tl.load(KVMAP + kvmap_base + offs_n).to(tl.int64)
-    else:
-        kvrows = offs_n.to(tl.int64)
+    kvrows = _rows(KVMAP, kvmap_base, offs_n, HAS_KVMAP)
     k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
     v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
     mid = 0
@@ -377,15 +377,9 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, L
     offs_m = tq * BM + tl.arange(0, BM)
     offs_d = tl.arange(0, D)
     row_ok = offs_m < NQ
-    if HAS_QMAP:
-        qrows = tl.load(QMAP + h * qmap_h + offs_m).to(tl.int64)
-    else:
-        qrows = offs_m.to(tl.int64)
-    q_tile = tl.load(Q + b * sqb + h * sqh + qrows[:, None] * sqn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-    do_tile = tl.load(DO + b * sdb + h * sdh + qrows[:, None] * sdn + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-    lse = tl.load(LSE + b * slb + h * slh + qrows, mask=row_ok, other=float("-inf"))
-    delta = tl.load(DELTA + b * slb + h * slh + qrows, mask=row_ok, other=0.0)
-    lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
+    qrows = _rows(QMAP, h * qmap_h, offs_m, HAS_QMAP)
+    q_tile, do_tile, lse2, delta = _query_side(Q, DO, LSE, DELTA, b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh,
+                                               qrows, row_ok, sqn, sdn, D)
     dq = tl.zeros([BM, D], tl.float32)
     start = tl.load(LUT_OFF + h * lut_h + tq)
     split = tl.load(LUT_SPLIT + h * split_h + tq)
@@ -419,7 +413,7 @@ def _attn_bwd_delta(O, DO, DELTA, so_b, so_h, so_n, sd_b, sd_h, sd_n, sl_b, sl_h
     do = tl.load(DO + b * sd_b + h * sd_h + rows[:, None] * sd_n + offs_d[None, :], mask=ok[:, None], other=0.0)
     tl.store(DELTA + b * sl_b + h * sl_h + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=ok)
 
-# %% ../nbs/05_kernel_backward.ipynb #d3a645c2
+# %% ../nbs/05_kernel_backward.ipynb #f0093b4f
 def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first, scale=None):
     "Gradients of one pass: writes (`first`) or adds into `dq`, `dk`, `dv`."
     B, H, N, D = q.shape
@@ -470,7 +464,7 @@ def blocksparse_backward(q, k, v, out, lse, do, plans, scale=None):
         backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first=i == 0, scale=scale)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
 
-# %% ../nbs/05_kernel_backward.ipynb #39cf70f6
+# %% ../nbs/05_kernel_backward.ipynb #ae2d3f64
 class BlockSparseAttentionFn(torch.autograd.Function):
     "Block-sparse attention over a list of TilePlans, with the Triton kernels for forward and backward."
     @staticmethod
@@ -490,7 +484,7 @@ def blocksparse_attention(q, k, v, plans, scale=None, bwd_plans=None):
     "Differentiable block-sparse attention over `plans` (from `attention_plans` or `plan_from_mask`)."
     return BlockSparseAttentionFn.apply(q, k, v, plans, bwd_plans, scale)
 
-# %% ../nbs/05_kernel_backward.ipynb #ca66492c
+# %% ../nbs/05_kernel_backward.ipynb #0dd747fc
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "torch", "triton", "sdpa")
 
@@ -551,7 +545,7 @@ def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=Non
     bwd_plans = attention_plans(kind, N, H, kernel="bwd", **kw) if torch.is_grad_enabled() and q.requires_grad | k.requires_grad | v.requires_grad else None
     return blocksparse_attention(q, k, v, plans, scale, bwd_plans)
 
-# %% ../nbs/05_kernel_backward.ipynb #ce6e04a5
+# %% ../nbs/05_kernel_backward.ipynb #271ca9b3
 class SparseAttention(torch.nn.Module):
     "The attention of one layer as a module: `forward(q, k, v)` calls `sparse_attention` with fixed settings."
     def __init__(self, kind:str, *, stride:int, c:int|None=None, part=None, summary=None, backend:str="auto", block=None):
