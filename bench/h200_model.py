@@ -1,21 +1,22 @@
 """Time one training iteration of the paper's Enwik8-shaped model on the GPU, per attention pattern.
 
 30 layers, d=512, 8 heads, context 12,288, l=128 (c=32 for fixed), merged heads, recomputation on, bf16 autocast,
-AdamW step included; batch 1. Dense uses PyTorch SDPA (backend='sdpa'); the sparse patterns use our kernels."""
-import sys, time, torch
+AdamW step included; batch sizes from the command line (default 1 and 8). Dense uses PyTorch SDPA (backend='sdpa'); the sparse patterns use our kernels."""
+import statistics, sys, time, torch
 import torch.nn.functional as F
 import triton
 from sparse_transformer_edu import model as M
 
 print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), flush=True)
 iters = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+batches = [int(b) for b in sys.argv[2:]] or [1, 8]
 res = {}
-for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]:
+for batch, (kind, backend) in [(b, kb) for b in batches for kb in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]]:
     cfg = M.SparseTransformerConfig(n_layer=30, d_model=512, n_head=8, context=12288, kind=kind, stride=128,
                                     c=32, attn_mode="merged", recompute=True, backend=backend)
     model = M.SparseTransformer(cfg).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    x = torch.randint(0, 256, (1, 12289), device="cuda")
+    x = torch.randint(0, 256, (batch, 12289), device="cuda")
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             logits = model(x[:, :-1])
@@ -24,12 +25,13 @@ for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "trito
         return loss
     for _ in range(2): step()
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
-    t = time.perf_counter()
-    for _ in range(iters): loss = step()
-    torch.cuda.synchronize()
-    ms = (time.perf_counter() - t) / iters * 1e3
-    res[kind] = ms
-    print(f"{kind:8s} ({backend}): {ms:8.1f} ms/iter, peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB, loss {loss.item():.3f}", flush=True)
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter(); loss = step(); torch.cuda.synchronize(); times.append((time.perf_counter() - t) * 1e3)
+    ms = statistics.median(times)
+    res[batch, kind] = ms
+    print(f"batch {batch} {kind:8s} ({backend}): {ms:8.1f} ms/iter (median of {iters}), {batch * 12288 / ms:7.0f} tokens/ms, peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB, loss {loss.item():.3f}", flush=True)
     del model, opt
     torch.cuda.empty_cache()
-for kind in ("fixed", "strided"): print(f"speed-up of {kind} over dense SDPA: {res['dense'] / res[kind]:.2f}x")
+for batch in batches:
+    for kind in ("fixed", "strided"): print(f"batch {batch}: speed-up of {kind} over dense SDPA: {res[batch, 'dense'] / res[batch, kind]:.2f}x")

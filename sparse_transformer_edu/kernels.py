@@ -508,7 +508,9 @@ def _check_inputs(q, k, v, kind, stride, backend):
 
 def resolve_backend(backend, q):
     "The backend `sparse_attention` will use for tensor `q`."
-    if backend == "auto": return "triton" if (q.is_cuda and HAS_TRITON) else "torch"
+    if backend == "auto":   # the kernels where they apply, the same result in PyTorch elsewhere
+        fits = q.is_cuda and HAS_TRITON and q.dtype in _DTYPES and q.shape[-1] in HEAD_DIMS
+        return "triton" if fits else "torch"
     if backend == "triton":
         if not HAS_TRITON:
             raise RuntimeError("backend='triton' needs the triton package, which is not installed on this machine; "
