@@ -6,17 +6,18 @@ number of seconds of training. Dense uses PyTorch SDPA (backend='sdpa'); fixed a
 The first steps (kernel compilation) and the evaluations are not counted. The learning-rate schedule (linear warm-up,
 cosine decay) is sized to each pattern's own step count, estimated from its measured time per step.
 
-Usage: python bench/h200_table2.py SECONDS OUT_JSON"""
+Usage: python bench/h200_table2.py SECONDS OUT_JSON [BATCH]"""
 import json, math, sys, time, torch
 import triton
 from sparse_transformer_edu import data as D, model as M, train as T
 
 budget, out = float(sys.argv[1]), sys.argv[2]
-warm_steps, time_steps, eval_points = 3, 5, 6
+batch = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+warm_steps, time_steps, eval_points = 3, 5, 3
 splits = D.stdlib_splits()
 baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
 result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": budget,
+          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": budget, "batch": batch,
           "corpus_bytes": {k: len(v) for k, v in splits.items()}, "unigram_bits": baseline, "runs": {}}
 print(result, flush=True)
 
@@ -27,8 +28,8 @@ for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "trito
     torch.manual_seed(0)
     cfg = M.SparseTransformerConfig(n_layer=30, d_model=512, n_head=8, context=12288, kind=kind, stride=128, c=32,
                                     attn_mode="merged", recompute=True, backend=backend)
-    tcfg = T.TrainConfig(steps=10**6, batch_size=1, lr=6e-4, warmup=100, min_lr_ratio=0.1, precision="bf16",
-                         eval_every=0, eval_batches=16, progress=False, seed=0)
+    tcfg = T.TrainConfig(steps=10**6, batch_size=batch, lr=6e-4, warmup=30, min_lr_ratio=0.1, precision="bf16",
+                         eval_every=0, eval_batches=8, progress=False, seed=0)
     tr = T.Trainer(M.SparseTransformer(cfg), tcfg, T.lm_batches(splits, cfg.context), device="cuda")
     for _ in range(warm_steps): tr.train_step()          # compilation and autotuning: not counted
     t0 = sync_time()
