@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_train.ipynb #0960d6c6
 from __future__ import annotations
-import math, os, random, sys, contextlib, tempfile
+import math, os, random, sys, contextlib, tempfile, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -155,7 +155,10 @@ def load_checkpoint(path) -> dict:
     "Load a checkpoint safely (weights_only) or raise `CheckpointError` saying what is wrong."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try: obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():   # a damaged file can make the unpickler warn before it fails; the error says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or not a checkpoint ({type(e).__name__})") from None
     if not isinstance(obj, dict) or obj.get("format") != CKPT_FORMAT:

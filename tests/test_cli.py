@@ -38,8 +38,9 @@ def test_missing_data_file(tmp_path):
 
 def test_missing_and_corrupt_checkpoint(tmp_path):
     one_line_error(ste("sample", "--checkpoint", tmp_path / "none.pt"), "does not exist")
-    (tmp_path / "junk.pt").write_bytes(os.urandom(4096))
-    one_line_error(ste("sample", "--checkpoint", tmp_path / "junk.pt"), "corrupt")
+    for name, head in (("junk.pt", b""), ("proto.pt", b"\x80\xb1")):   # the second opens like a pickle of protocol 177
+        (tmp_path / name).write_bytes(head + os.urandom(4096))
+        one_line_error(ste("sample", "--checkpoint", tmp_path / name), "corrupt")
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04" + os.urandom(100))
     one_line_error(ste("train", "--resume", "--out", tmp_path / "cut.pt"), "corrupt")
 
