@@ -9,7 +9,7 @@ from execnb.nbio import read_nb, nb2str
 
 root = Path(__file__).resolve().parent.parent
 
-def render() -> str:
+def render() -> tuple[str, dict]:
     nb = read_nb(root/'nbs'/'index.ipynb')
     NBProcessor(root/'nbs'/'index.ipynb', FilterDefaults().procs(), nb=nb, rm_directives=True).process()
     node = reads(nb2str(nb), as_version=4)

@@ -3,25 +3,21 @@
 30 layers, d=512, 8 heads, context 12,288, l=128 (c=32 for fixed), merged heads, recomputation on, bf16 autocast,
 AdamW step included; batch sizes from the command line (default 1 and 8). Dense uses PyTorch SDPA (backend='sdpa'); the sparse patterns use our kernels."""
 import statistics, sys, time, torch
-import torch.nn.functional as F
-import triton
 from sparse_transformer_edu import model as M
+from sparse_transformer_edu.bench import device_line
+from enwik8_shape import CASES, enwik8_config, loss_backward
 
-print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), flush=True)
+print(device_line(), flush=True)
 iters = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 batches = [int(b) for b in sys.argv[2:]] or [1, 8]
 res = {}
-for batch, (kind, backend) in [(b, kb) for b in batches for kb in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]]:
-    cfg = M.SparseTransformerConfig(n_layer=30, d_model=512, n_head=8, context=12288, kind=kind, stride=128,
-                                    c=32, attn_mode="merged", recompute=True, backend=backend)
-    model = M.SparseTransformer(cfg).cuda()
+for batch, (kind, backend) in [(b, case) for b in batches for case in CASES]:
+    model = M.SparseTransformer(enwik8_config(kind, backend)).cuda()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     x = torch.randint(0, 256, (batch, 12289), device="cuda")
     def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(x[:, :-1])
-        loss = F.cross_entropy(logits.float().view(-1, 256), x[:, 1:].reshape(-1))
-        loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        loss = loss_backward(model, x)
+        opt.step(); opt.zero_grad(set_to_none=True)
         return loss
     for _ in range(2): step()
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()

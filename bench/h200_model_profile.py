@@ -1,18 +1,14 @@
 """Where one training iteration of the Enwik8-shaped model spends its time, per attention pattern: wall time,
 GPU-busy time, and the kernels that take it."""
 import time, torch
-import torch.nn.functional as F
 from torch.profiler import profile, ProfilerActivity
 from sparse_transformer_edu import model as M
+from enwik8_shape import CASES, enwik8_config, loss_backward
 
-for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]:
-    cfg = M.SparseTransformerConfig(n_layer=30, d_model=512, n_head=8, context=12288, kind=kind, stride=128,
-                                    c=32, attn_mode="merged", recompute=True, backend=backend)
-    model = M.SparseTransformer(cfg).cuda()
+for kind, backend in CASES:
+    model = M.SparseTransformer(enwik8_config(kind, backend)).cuda()
     x = torch.randint(0, 256, (1, 12289), device="cuda")
-    def step():
-        with torch.autocast("cuda", dtype=torch.bfloat16): logits = model(x[:, :-1])
-        F.cross_entropy(logits.float().view(-1, 256), x[:, 1:].reshape(-1)).backward()
+    step = lambda: loss_backward(model, x)
     for _ in range(3): step()
     torch.cuda.synchronize(); t = time.perf_counter()
     for _ in range(5): step()

@@ -7,9 +7,10 @@ The first steps (kernel compilation) and the evaluations are not counted. The le
 cosine decay) is sized to each pattern's own step count, estimated from its measured time per step.
 
 Usage: python bench/h200_table2.py SECONDS OUT_JSON [BATCH]"""
-import json, math, sys, time, torch
+import json, sys, time, torch
 import triton
 from sparse_transformer_edu import data as D, model as M, train as T
+from enwik8_shape import CASES, enwik8_config
 
 budget, out = float(sys.argv[1]), sys.argv[2]
 batch = int(sys.argv[3]) if len(sys.argv) > 3 else 4
@@ -24,10 +25,9 @@ print(result, flush=True)
 def sync_time():
     torch.cuda.synchronize(); return time.perf_counter()
 
-for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]:
+for kind, backend in CASES:
     torch.manual_seed(0)
-    cfg = M.SparseTransformerConfig(n_layer=30, d_model=512, n_head=8, context=12288, kind=kind, stride=128, c=32,
-                                    attn_mode="merged", recompute=True, backend=backend)
+    cfg = enwik8_config(kind, backend)
     tcfg = T.TrainConfig(steps=10**6, batch_size=batch, lr=6e-4, warmup=30, min_lr_ratio=0.1, precision="bf16",
                          eval_every=0, eval_batches=8, progress=False, seed=0)
     tr = T.Trainer(M.SparseTransformer(cfg), tcfg, T.lm_batches(splits, cfg.context), device="cuda")
@@ -47,11 +47,11 @@ for kind, backend in [("dense", "sdpa"), ("fixed", "triton"), ("strided", "trito
         if marks and trained >= marks[0]:
             marks.pop(0)
             ev = tr.evaluate("valid")
-            curve.append({"seconds": trained, "step": tr.step, "train_bits": loss / math.log(2), "valid_bits": ev["bits"]})
+            curve.append({"seconds": trained, "step": tr.step, "train_bits": loss / T.LN2, "valid_bits": ev["bits"]})
             print(kind, curve[-1], flush=True)
     if not curve or curve[-1]["step"] != tr.step:
         ev = tr.evaluate("valid")
-        curve.append({"seconds": trained, "step": tr.step, "train_bits": loss / math.log(2), "valid_bits": ev["bits"]})
+        curve.append({"seconds": trained, "step": tr.step, "train_bits": loss / T.LN2, "valid_bits": ev["bits"]})
     result["runs"][kind] = {"backend": backend, "ms_per_step": per_step * 1e3, "steps": tr.step, "seconds": trained,
                             "valid_bits": curve[-1]["valid_bits"], "curve": curve,
                             "peak_gib": torch.cuda.max_memory_allocated() / 2**30}

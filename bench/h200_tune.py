@@ -2,19 +2,18 @@
 
 Usage: python bench/h200_tune.py OUTDIR"""
 import os, sys, time, csv, itertools
-import torch, triton
-from triton.testing import do_bench
+import torch
 from sparse_transformer_edu import kernels
 from sparse_transformer_edu.kernels import sparse_attention
-from sparse_transformer_edu.bench import PATTERNS
+from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
 
 out = sys.argv[1]; os.makedirs(out, exist_ok=True)
 N = int(os.environ.get("TUNE_N", 16384))
-print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), flush=True)
+print(device_line(), flush=True)
 q, k, v, do = (torch.randn(1, 16, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
 rows, t0 = [], time.time()
-def timed(fn):
-    try: return do_bench(fn, warmup=10, rep=40, return_mode="median")
+def timed(fn, bwd):
+    try: return _bench(fn, q, k, v, do, bwd, warmup=10, rep=40)
     except Exception as e: print("fail", type(e).__name__, str(e)[:120], flush=True); return float("nan")
 blocks = [(128, 64), (64, 64), (128, 128), (64, 32)]
 cfgs = list(itertools.product((4, 8), (2, 3)))
@@ -24,16 +23,12 @@ for blk in blocks:
         for w, s in cfgs:
             kernels.LAUNCH.clear()
             kernels.LAUNCH[("fwd",) + blk + (64,)] = dict(num_warps=w, num_stages=s)
-            with torch.no_grad():
-                ms = timed(lambda: sparse_attention(q, k, v, kind, block=blk, **kw))
+            fn = lambda q, k, v: sparse_attention(q, k, v, kind, block=blk, **kw)
+            ms = timed(fn, False)
             rows.append(dict(kernel="fwd", pattern=pat, block=f"{blk[0]}x{blk[1]}", warps=w, stages=s, ms=ms))
-            leaves = [t.detach().requires_grad_() for t in (q, k, v)]
             kernels.LAUNCH[("dkdv",) + blk + (64,)] = dict(num_warps=w, num_stages=s)
             kernels.LAUNCH[("dq",) + blk + (64,)] = dict(num_warps=w, num_stages=s)
-            def step():
-                for t in leaves: t.grad = None
-                sparse_attention(*leaves, kind, block=blk, **kw).backward(do)
-            ms2 = timed(step)
+            ms2 = timed(fn, True)
             rows.append(dict(kernel="fwd+bwd", pattern=pat, block=f"{blk[0]}x{blk[1]}", warps=w, stages=s, ms=ms2))
             print(f"[{time.time()-t0:5.0f}s] {pat:8s} {blk} w{w} s{s}: fwd {ms:.3f} fwd+bwd {ms2:.3f}", flush=True)
         with open(os.path.join(out, "tune.csv"), "w", newline="") as f:

@@ -133,7 +133,7 @@ def fullname(obj) -> str | None:
     return f'{mod}.{qn}' if mod and qn else None
 
 
-def make_render_show_docs(lib: str, showdocs: list):
+def make_render_show_docs(lib: str):
     "A processor that stands in for nbdev's `exec_show_docs`: it renders `show_doc` cells, and runs nothing else."
     from nbdev.process import Processor
     from nbdev.processors import _default_exp
@@ -180,7 +180,6 @@ def make_render_show_docs(lib: str, showdocs: list):
                     mds.append(md); names.append(None)
             cell.outputs = [dict(output_type='display_data', metadata={}, data={'text/markdown': md}) for md in mds]
             cell.metadata['showdoc_names'] = names
-            showdocs.append(cell)
     return render_show_docs
 
 
@@ -273,13 +272,12 @@ class Site:
         return md
 
     # --- one notebook ---
-    def process(self, path: Path, showdocs_hook) -> dict:
+    def process(self, path: Path) -> dict:
         from execnb.nbio import read_nb, nb2dict
         from nbdev.processors import NBProcessor, FilterDefaults, exec_show_docs, insert_warning
         nb = read_nb(path)
         nb.path_ = str(path)
-        showdocs = []
-        procs = [make_render_show_docs(self.lib, showdocs) if p is exec_show_docs else p
+        procs = [make_render_show_docs(self.lib) if p is exec_show_docs else p
                  for p in FilterDefaults().procs()]
         NBProcessor(path, procs, nb=nb, rm_directives=True).process()
         doc = self.docs[path]
@@ -442,7 +440,7 @@ def prepare(site: Site, quiet=False) -> set:
         site.exports.update({k: site.docs[p] for k in scan_exports(p, site.lib) if k not in site.exports})
     for p in site.paths:
         t = time.time()
-        nb = site.process(p, None)
+        nb = site.process(p)
         _write(SRC/f'{site.docs[p]}.ipynb', json.dumps(nb, indent=1, ensure_ascii=False) + '\n', written)
         if not quiet: print(f'  processed {p.name} -> {site.docs[p]}.html ({time.time() - t:.1f}s)')
     for page, text in site.api_pages().items(): _write(SRC/f'{page}.md', text, written)

@@ -9,8 +9,9 @@ from dataclasses import asdict
 from pathlib import Path
 import torch
 from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
+from .patterns import KINDS, MODES
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
-                                          lm_batches, LN2)
+                                          lm_batches, LN2, PRECISIONS)
 from .sample import generate, show_images
 from . import data as D
 
@@ -45,7 +46,7 @@ def load_splits(name:str, data_dir:str="data", max_bytes:int=DEFAULTS["max_bytes
         raise FileNotFoundError(f"data {name!r} not found: use --data stdlib (built in), --data enwik8 with enwik8.zip in "
                                 f"--data-dir (get it with `python -c \"from sparse_transformer_edu.data import download_enwik8; "
                                 f"download_enwik8('data')\"`), or the path of an existing file")
-    raw = p.read_bytes()[:max_bytes]
+    with open(p, "rb") as f: raw = f.read(max_bytes)
     if len(raw) < 1000: raise ValueError(f"data {name!r} holds {len(raw)} bytes: a training file needs at least 1,000")
     return D.split_bytes(torch.frombuffer(bytearray(raw), dtype=torch.uint8)), f"{p} ({len(raw):,} bytes)"
 
@@ -61,8 +62,8 @@ def _train_parser(sub):
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     for name in ("n_layer", "d_model", "n_head", "context", "stride", "c", "ff_mult"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"default: {d[name]}")
-    p.add_argument("--kind", choices=("dense", "local", "strided", "fixed"), default=None, help=f"default: {d['kind']}")
-    p.add_argument("--attn-mode", choices=("merged", "interleaved", "multihead"), default=None, help=f"default: {d['attn_mode']}")
+    p.add_argument("--kind", choices=KINDS, default=None, help=f"default: {d['kind']}")
+    p.add_argument("--attn-mode", choices=MODES, default=None, help=f"default: {d['attn_mode']}")
     p.add_argument("--distinct-summaries", action="store_true", help="fixed heads use distinct summary blocks")
     p.add_argument("--recompute", action="store_true", help="recompute blocks in the backward pass")
     p.add_argument("--dropout", type=float, default=None, help=f"default: {d['dropout']}")
@@ -70,7 +71,7 @@ def _train_parser(sub):
     for name, typ in (("steps", int), ("batch_size", int), ("accum", int), ("lr", float), ("warmup", int),
                       ("eval_every", int), ("eval_batches", int), ("ckpt_every", int), ("seed", int)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"default: {d[name]}")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default=None, help="default: auto (bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: auto (bf16 on GPU, fp32 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -105,7 +106,7 @@ def cmd_train(args) -> int:
     trainer = Trainer(model, tcfg, lm_batches(splits, mcfg.context),
                       meta={"data": data_name, "max_bytes": max_bytes, "unigram_bits": baseline})
     say = (lambda *a: print(*a, flush=True)) if trainer.rank == 0 else (lambda *a: None)
-    if args.resume: trainer.resume(args.out)
+    if args.resume: trainer.resume(args.out, ck)
     say(f"data: {desc}; train {len(splits['train']):,} / valid {len(splits['valid']):,} bytes")
     say(f"model: {model.num_params() / 1e6:.2f}M parameters, {mcfg.kind} attention (stride {mcfg.stride}"
         f"{f', c {mcfg.c}' if mcfg.kind == 'fixed' else ''}), context {mcfg.context}, "

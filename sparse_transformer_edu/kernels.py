@@ -10,7 +10,7 @@ import math, os, types, warnings
 from functools import lru_cache
 import torch
 from .patterns import pattern_predicate, strided_permutation, fixed_summaries, _check_int, _tile
-from .reference import TilePlan, build_tile_plan, LOG2E, LN2
+from .reference import TilePlan, build_tile_plan, _pad_map, LOG2E, LN2
 
 try:
     import triton
@@ -36,20 +36,39 @@ def _rows(MAP, base, offs, HAS_MAP: tl.constexpr):
     return rows
 
 @_jit
+def _mm(a, b, IEEE: tl.constexpr):
+    "a @ b, in full fp32 precision when IEEE (the fp32 tests compare to 1e-5), on the tensor cores' default otherwise."
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    else:
+        return tl.dot(a, b)
+
+@_jit
+def _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D: tl.constexpr, BN: tl.constexpr,
+              HAS_KVMAP: tl.constexpr):
+    "The key and value tiles of table entry `e`."
+    offs_d = tl.arange(0, D)
+    kvrows = _rows(KVMAP, kvmap_base, tl.load(LUT_COL + e) * BN + tl.arange(0, BN), HAS_KVMAP)
+    k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
+    v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
+    return k_tile, v_tile
+
+@_jit
+def _lut_row(ORDER, OFF, SPLIT, h, off_h, split_h):
+    "This program's tile (longest table rows first) and its entries: full tiles in [start, split), partly covered ones in [split, end)."
+    t = tl.load(ORDER + tl.program_id(0))
+    start = tl.load(OFF + h * off_h + t)
+    split = tl.load(SPLIT + h * split_h + t)
+    end = tl.load(OFF + h * off_h + t + 1)
+    return t, start, split, end
+
+@_jit
 def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
               HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
     "Fold key tile `LUT_COL[e]` into the running (m_i, l_i, acc) of one query tile."
-    offs_d = tl.arange(0, D)
-    kt = tl.load(LUT_COL + e)
-    offs_n = kt * BN + tl.arange(0, BN)
-    kvrows = _rows(KVMAP, kvmap_base, offs_n, HAS_KVMAP)
-    k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
-    v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
-    if IEEE:
-        s = tl.dot(q_tile, tl.trans(k_tile), input_precision="ieee") * qk_scale
-    else:
-        s = tl.dot(q_tile, tl.trans(k_tile)) * qk_scale
+    k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
+    s = _mm(q_tile, tl.trans(k_tile), IEEE) * qk_scale
     if MASKED:   # partly covered tile: apply its token mask
         mid = tl.load(LUT_MASK + e)
         keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :])
@@ -59,10 +78,7 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
     alpha = tl.exp2(m_i - m_use)
     p = tl.exp2(s - m_use[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
-    if IEEE:
-        acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile, input_precision="ieee")
-    else:
-        acc = acc * alpha[:, None] + tl.dot(p.to(v_tile.dtype), v_tile)
+    acc = acc * alpha[:, None] + _mm(p.to(v_tile.dtype), v_tile, IEEE)
     return m_new, l_i, acc
 
 @_jit
@@ -71,11 +87,10 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
               qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale,
               D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
               HAS_KVMAP: tl.constexpr, MERGE: tl.constexpr, IEEE: tl.constexpr):
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    tq = tl.load(ORDER + pid)
+    tq, start, split, end = _lut_row(ORDER, LUT_OFF, LUT_SPLIT, h, lut_h, split_h)
     offs_m = tq * BM + tl.arange(0, BM)
     offs_d = tl.arange(0, D)
     row_ok = offs_m < NQ
@@ -84,9 +99,6 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     m_i = tl.full([BM], float("-inf"), tl.float32)
     l_i = tl.zeros([BM], tl.float32)
     acc = tl.zeros([BM, D], tl.float32)
-    start = tl.load(LUT_OFF + h * lut_h + tq)
-    split = tl.load(LUT_SPLIT + h * split_h + tq)
-    end = tl.load(LUT_OFF + h * lut_h + tq + 1)
     k_base = b * skb + h * skh
     v_base = b * svb + h * svh
     for e in range(start, split):    # fully allowed tiles: no mask arithmetic
@@ -174,10 +186,14 @@ def _summary_rows(n, stride, c, s, device):
     g = torch.arange((n // stride) * c, device=device)
     return (g // c) * stride + s + g % c
 
+@lru_cache(maxsize=256)
+def _check_pattern(kind, n, stride, c, parts, summaries):
+    "Raise as `pattern_predicate` does for a bad pattern; cached, so that a repeated call pays for no checks."
+    for p, s in set(zip(parts, summaries)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n)
+
 @lru_cache(maxsize=64)
 def _plans(kind, n, heads, stride, c, parts, summaries, block, device):
-    # validated here, so that a call that hits the cache pays for no checks
-    for p, s in set(zip(parts, summaries)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n)
+    _check_pattern(kind, n, stride, c, parts, summaries)
     if kind in ("strided", "fixed") and n % stride:
         raise ValueError(f"n={n} is not a multiple of stride={stride}: the {kind} kernels need n % stride == 0")
     BM, BN = block
@@ -215,12 +231,7 @@ def _plans(kind, n, heads, stride, c, parts, summaries, block, device):
     pred = lambda i, j: torch.where(j < n, own(i, j), ((j - n) // c) < (i // stride))
     NK = n + NS
     kvmap = torch.stack([_pad_map(torch.cat([torch.arange(n, device=dev), r]).int(), -(-NK // BN) * BN)[0] for r in rows])
-    return [build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap, kv_injective=False)]
-
-def _pad_map(rows, length):
-    out = torch.zeros(length, dtype=torch.int32, device=rows.device)
-    out[:rows.numel()] = rows
-    return out[None]
+    return [build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap)]
 
 def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None, part=None, summary=None,
                     block=None, device="cpu", kernel="fwd") -> list:
@@ -243,7 +254,7 @@ def blocksparse_forward(q, k, v, plans, scale=None, out=None):
 
 # %% ../nbs/05_kernel_backward.ipynb #f0faa60d
 from functools import lru_cache
-from sparse_transformer_edu.patterns import token_mask, pattern_predicate
+from sparse_transformer_edu.patterns import token_mask, pattern_predicate, stack_masks
 from sparse_transformer_edu.reference import attention_reference
 
 # %% ../nbs/05_kernel_backward.ipynb #238e9bd2
@@ -251,11 +262,7 @@ from sparse_transformer_edu.reference import attention_reference
 def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
            MASKED: tl.constexpr, IEEE: tl.constexpr):
     "Recompute the softmax probabilities of one tile from q, k and the saved log-sum-exp (base 2)."
-    if IEEE:
-        s = tl.dot(q_tile, tl.trans(k_tile), input_precision="ieee") * qk_scale
-    else:
-        s = tl.dot(q_tile, tl.trans(k_tile)) * qk_scale
-    p = tl.exp2(s - lse2[:, None])
+    p = tl.exp2(_mm(q_tile, tl.trans(k_tile), IEEE) * qk_scale - lse2[:, None])
     if MASKED:
         keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :])
         p = tl.where(keep != 0, p, 0.0)
@@ -271,13 +278,6 @@ def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, 
     delta = tl.load(DELTA + l_base + qrows, mask=row_ok, other=0.0)
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
     return q_tile, do_tile, lse2, delta
-
-@_jit
-def _mm(a, b, IEEE: tl.constexpr):
-    if IEEE:
-        return tl.dot(a, b, input_precision="ieee")
-    else:
-        return tl.dot(a, b)
 
 @_jit
 def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base, l_base,
@@ -305,11 +305,10 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
                    qmap_h, kvmap_h, lut_h, split_h, H, NQ, NK, qk_scale, sm_scale,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
                    HAS_KVMAP: tl.constexpr, MAPPED_STORE: tl.constexpr, ACCUM: tl.constexpr, IEEE: tl.constexpr):
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    kt = tl.load(T_ORDER + pid)
+    kt, start, split, end = _lut_row(T_ORDER, T_OFF, T_SPLIT, h, lut_h, split_h)
     offs_n = kt * BN + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
     kvrows = _rows(KVMAP, h * kvmap_h, offs_n, HAS_KVMAP)
@@ -317,9 +316,6 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     v_tile = tl.load(V + b * svb + h * svh + kvrows[:, None] * svn + offs_d[None, :])
     dk = tl.zeros([BN, D], tl.float32)
     dv = tl.zeros([BN, D], tl.float32)
-    start = tl.load(T_OFF + h * lut_h + kt)
-    split = tl.load(T_SPLIT + h * split_h + kt)
-    end = tl.load(T_OFF + h * lut_h + kt + 1)
     q_base, do_base, l_base = b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh
     for e in range(start, split):
         dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base,
@@ -348,12 +344,7 @@ def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, M
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
              HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
     "Add one key tile's contribution to dq of a query tile."
-    offs_d = tl.arange(0, D)
-    kt = tl.load(LUT_COL + e)
-    offs_n = kt * BN + tl.arange(0, BN)
-    kvrows = _rows(KVMAP, kvmap_base, offs_n, HAS_KVMAP)
-    k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
-    v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
+    k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
     mid = 0
     if MASKED:
         mid = tl.load(LUT_MASK + e)
@@ -369,11 +360,10 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, L
                  qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale, sm_scale,
                  D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
                  HAS_KVMAP: tl.constexpr, ACCUM: tl.constexpr, IEEE: tl.constexpr):
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    tq = tl.load(ORDER + pid)
+    tq, start, split, end = _lut_row(ORDER, LUT_OFF, LUT_SPLIT, h, lut_h, split_h)
     offs_m = tq * BM + tl.arange(0, BM)
     offs_d = tl.arange(0, D)
     row_ok = offs_m < NQ
@@ -381,9 +371,6 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, L
     q_tile, do_tile, lse2, delta = _query_side(Q, DO, LSE, DELTA, b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh,
                                                qrows, row_ok, sqn, sdn, D)
     dq = tl.zeros([BM, D], tl.float32)
-    start = tl.load(LUT_OFF + h * lut_h + tq)
-    split = tl.load(LUT_SPLIT + h * split_h + tq)
-    end = tl.load(LUT_OFF + h * lut_h + tq + 1)
     k_base, v_base = b * skb + h * skh, b * svb + h * svh
     for e in range(start, split):
         dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
@@ -520,10 +507,7 @@ def resolve_backend(backend, q):
                                "is imported; or move the tensors to a CUDA GPU, or use backend='torch'")
     return backend
 
-@lru_cache(maxsize=16)
-def _torch_masks(kind, n, heads, stride, c, parts, sums, device):
-    return torch.stack([token_mask(kind, n, stride=stride, c=c, part=p, summary=s, device=device)
-                        for p, s in zip(parts, sums)])
+_torch_masks = lru_cache(maxsize=16)(stack_masks)
 
 def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=None, summary=None,
                      backend:str="auto", scale:float|None=None, block=None):
@@ -534,10 +518,10 @@ def sparse_attention(q, k, v, kind:str, *, stride:int, c:int|None=None, part=Non
     backend = resolve_backend(backend, q)
     # the torch and triton paths validate the pattern when they first build its masks or plans (both cached)
     if backend == "sdpa":   # PyTorch's fused dense causal attention, the baseline the sparse kernels are measured against
-        for p, s in set(zip(parts, sums)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=N)
+        _check_pattern(kind, N, stride, c, parts, sums)
         return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
     if backend == "torch":
-        mask = _torch_masks(kind, N, H, stride, c, parts, sums, str(q.device))
+        mask = _torch_masks(kind, N, parts, sums, stride=stride, c=c, device=str(q.device))
         work = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
         return attention_reference(q, k, v, mask, scale=scale, dtype=work)[0].to(q.dtype)
     if q.dtype not in _DTYPES: raise TypeError(f"dtype {q.dtype} is not supported by backend='triton': use one of {', '.join(map(str, _DTYPES))}")

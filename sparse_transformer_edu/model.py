@@ -10,7 +10,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .patterns import KINDS, MODES, head_parts, fixed_summaries, token_mask
+from .patterns import KINDS, MODES, head_parts, fixed_summaries, token_mask, _check_int
 from . import kernels
 from .recompute import recompute
 
@@ -24,9 +24,7 @@ from .kernels import BACKENDS   # the kernels' own list; 'sdpa' is PyTorch's den
 def _bad(name, value, allowed):
     return ValueError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
 
-def _need_int(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise _bad(name, value, f"an integer >= {lo}")
+def _need_int(name, value, lo=1): _check_int(name, value, lo, f"an integer >= {lo}")
 
 @dataclass
 class SparseTransformerConfig:
@@ -92,7 +90,7 @@ class SparseAttention(nn.Module):
     "Multi-head causal attention over the configured sparse pattern."
     def __init__(self, cfg:SparseTransformerConfig, layer:int):
         super().__init__()
-        self.cfg, self.layer = cfg, layer
+        self.cfg = cfg
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.part, self.summary = attention_plan(cfg, layer)
@@ -236,9 +234,7 @@ def _flops_per_token(self:SparseTransformer, training:bool=True) -> float:
     head = self.head.weight.numel()
     attn = 0.0
     for b in self.blocks:
-        part, summary = b.attn.part, b.attn.summary
-        parts = part if isinstance(part, list) else [part] * cfg.n_head
-        sums = summary if isinstance(summary, list) else [summary] * cfg.n_head
+        parts, sums = kernels._per_head(b.attn.part, cfg.n_head, "part"), kernels._per_head(b.attn.summary, cfg.n_head, "summary")
         attn += sum(4 * D * mean_attended(cfg.kind, cfg.context, stride=cfg.stride, c=cfg.c, part=p, summary=s)
                     for p, s in zip(parts, sums))
     blocks, out = 2 * matmul + attn, 2 * head

@@ -8,8 +8,8 @@ import math
 import torch
 
 # %% auto #0
-__all__ = ['KINDS', 'MODES', 'pattern_predicate', 'token_mask', 'fixed_summaries', 'head_parts', 'head_masks', 'reach',
-           'is_valid', 'pattern_cost', 'fit_exponent', 'block_layout', 'tile_density', 'strided_permutation',
+__all__ = ['KINDS', 'MODES', 'pattern_predicate', 'token_mask', 'fixed_summaries', 'head_parts', 'head_masks', 'stack_masks',
+           'reach', 'is_valid', 'pattern_cost', 'fit_exponent', 'block_layout', 'tile_density', 'strided_permutation',
            'inverse_permutation']
 
 # %% ../nbs/01_patterns.ipynb #02ad7212
@@ -87,8 +87,12 @@ def head_masks(kind:str, n:int, heads:int, *, stride:int, c:int|None=None, mode:
     "Boolean [heads, n, n] masks for one residual block using `mode`."
     parts = head_parts(mode, heads, layer) if kind in ("strided", "fixed") else [None] * heads
     sums = fixed_summaries(heads, stride, c) if (distinct and kind == "fixed") else [None] * heads
+    return stack_masks(kind, n, parts, sums, stride=stride, c=c, device=device)
+
+def stack_masks(kind:str, n:int, parts, summaries, *, stride:int, c:int|None=None, device=None) -> torch.Tensor:
+    "Boolean [len(parts), n, n] masks, one per head, from each head's part and summary offset."
     return torch.stack([token_mask(kind, n, stride=stride, c=c, part=p, summary=s, device=device)
-                        for p, s in zip(parts, sums)])
+                        for p, s in zip(parts, summaries)])
 
 # %% ../nbs/01_patterns.ipynb #8fb7158e
 def reach(mask:torch.Tensor, hops:int=2) -> torch.Tensor:

@@ -71,8 +71,14 @@ def _csr(key_major, key_minor, n_major, HL, h, extra):
     tile_order = torch.argsort(-counts.view(HL, n_major).sum(0), stable=True)
     return off.int(), split.int(), key_minor[order].int(), extra[order].int(), tile_order.int()
 
+def _pad_map(rows, length):
+    "A [1, length] int32 row map: `rows`, then row 0 for the padding."
+    out = torch.zeros(length, dtype=torch.int32, device=rows.device)
+    out[:rows.numel()] = rows
+    return out[None]
+
 def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=None, kvmap=None,
-                    rows_per_chunk:int|None=None, kv_injective:bool=True) -> TilePlan:
+                    rows_per_chunk:int|None=None) -> TilePlan:
     "Lookup tables for the pairs where `pred(i, j)` holds, over `heads` (1 when shared) heads."
     BM, BN = _tile(block)
     if rows_per_chunk is None: rows_per_chunk = 1 << (26 if torch.device(device or "cpu").type == "cuda" else 22)
@@ -102,8 +108,9 @@ def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=No
         masks = u.reshape(-1, BM, BN).to(torch.int8)
     else: masks = torch.ones(1, BM, BN, dtype=torch.int8, device=device)
     # rows past the end of a padded side read row 0 through a map, so loads never leave the tensor
-    if qmap is None and NQ % BM: qmap = torch.arange(TQ * BM, device=device).masked_fill_(torch.arange(TQ * BM, device=device) >= NQ, 0)[None].int()
-    if kvmap is None and NK % BN: kvmap = torch.arange(TK * BN, device=device).masked_fill_(torch.arange(TK * BN, device=device) >= NK, 0)[None].int()
+    if qmap is None and NQ % BM: qmap = _pad_map(torch.arange(NQ, dtype=torch.int32, device=device), TQ * BM)
+    if kvmap is None and NK % BN: kvmap = _pad_map(torch.arange(NK, dtype=torch.int32, device=device), TK * BN)
+    kv_injective = kvmap is None or all(r[:NK].unique().numel() == NK for r in kvmap)
     lut_off, lut_split, lut_col, lut_mask, order = _csr(tq, tk, TQ, heads, h, mid)
     t_off, t_split, t_row, t_mask, t_order = _csr(tk, tq, TK, heads, h, mid)
     return TilePlan(BM, BN, NQ, NK, lut_off, lut_col, lut_mask, t_off, t_row, t_mask, masks, order, t_order,

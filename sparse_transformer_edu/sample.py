@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from .model import SparseTransformer, SparseTransformerConfig, attended_positions
+from .kernels import _per_head
 
 # %% auto #0
 __all__ = ['filter_logits', 'sample_next', 'cached_attention', 'KVCache', 'step', 'generate', 'show_images']
@@ -52,9 +53,7 @@ class KVCache:
 
 def _head_groups(attn, cfg, pos):
     "Map each distinct list of attended positions to the heads that read it."
-    part, summary = attn.part, attn.summary
-    parts = part if isinstance(part, list) else [part] * cfg.n_head
-    sums = summary if isinstance(summary, list) else [summary] * cfg.n_head
+    parts, sums = _per_head(attn.part, cfg.n_head, "part"), _per_head(attn.summary, cfg.n_head, "summary")
     groups = {}
     for h, (p, s) in enumerate(zip(parts, sums)): groups.setdefault((p, s), []).append(h)
     return [(attended_positions(cfg.kind, pos, stride=cfg.stride, c=cfg.c, part=p, summary=s), heads)
@@ -67,13 +66,16 @@ def step(model:SparseTransformer, tokens:torch.Tensor, cache:KVCache) -> torch.T
     cfg, pos = model.cfg, cache.pos
     if pos >= cfg.context: raise ValueError(f"position {pos} is not allowed: the cache holds context={cfg.context} positions")
     h = model.embed(tokens[:, None], start=pos)                      # [B, 1, d]
+    groups = {}   # blocks with the same parts and summaries read the same positions
     for r, block in enumerate(model.blocks):
         q, k, v = block.attn.split_heads(block.ln1(h))               # [B, H, 1, D] each
         cache.k[r, :, :, pos], cache.v[r, :, :, pos] = k[:, :, 0], v[:, :, 0]
+        key = (repr(block.attn.part), repr(block.attn.summary))
+        if key not in groups: groups[key] = [(idx.to(q.device), heads) for idx, heads in _head_groups(block.attn, cfg, pos)]
         y = torch.empty_like(q)
-        for idx, heads in _head_groups(block.attn, cfg, pos):
-            idx = idx.to(q.device)
-            y[:, heads] = cached_attention(q[:, heads], cache.k[r, :, heads][:, :, idx], cache.v[r, :, heads][:, :, idx])
+        for idx, heads in groups[key]:
+            # the attended positions first, then the heads: only those positions are copied out of the cache
+            y[:, heads] = cached_attention(q[:, heads], cache.k[r][:, :, idx][:, heads], cache.v[r][:, :, idx][:, heads])
             cache.read += len(idx) * len(heads)
         a = block.attn.proj(y.transpose(1, 2).flatten(2))
         h = h + a + block.ff(block.ln2(h + a))

@@ -209,9 +209,9 @@ class Trainer:
     def _slice(self, t):
         return t.chunk(self.world)[self.rank].to(self.device, non_blocking=True)
 
-    def batch(self, split="train"):
-        "This process's slice of the next global batch."
-        x, y = self.get_batch(split, self.cfg.batch_size, self.data_gen)
+    def batch(self, split="train", generator=None):
+        "This process's slice of the next global batch (drawn with the run's data stream unless `generator` is given)."
+        x, y = self.get_batch(split, self.cfg.batch_size, self.data_gen if generator is None else generator)
         return self._slice(x), self._slice(y)
 
 # %% ../nbs/09_train.ipynb #3893b537
@@ -219,15 +219,15 @@ def _compute_grads(self:Trainer) -> float:
     "Accumulate gradients over `accum` micro-batches; return the mean loss in nats."
     self.net.train()
     self.opt.zero_grad(set_to_none=True)
-    total = 0.0
+    total = 0.0   # summed on the device, so that the next micro-batch is queued without waiting for this one
     for i in range(self.cfg.accum):
         x, y = self.batch("train")
         sync = i == self.cfg.accum - 1 or self.world == 1
         with (contextlib.nullcontext() if sync else self.net.no_sync()):
             with autocast(self.device, self.precision): loss = lm_loss(self.net(x), y) / self.cfg.accum
             self.scaler.scale(loss).backward()
-        total += loss.item()
-    return total
+        total = total + loss.detach().double()
+    return total.item()
 
 def _train_step(self:Trainer) -> float:
     "One optimizer step; returns the mean training loss over processes, in nats."
@@ -253,12 +253,12 @@ def _evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
     gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
     nats = correct = count = 0.0
     for _ in range(batches or self.cfg.eval_batches or 1):
-        x, y = self.get_batch(split, self.cfg.batch_size, gen)
-        x, y = self._slice(x), self._slice(y)
+        x, y = self.batch(split, gen)
         with autocast(self.device, self.precision): logits = self.model(x)
         keep = y != -100
-        nats += F.cross_entropy(logits[keep].float(), y[keep], reduction="sum").item()
-        correct += (logits[keep].argmax(-1) == y[keep]).sum().item()
+        logits, y = logits[keep], y[keep]
+        nats += F.cross_entropy(logits.float(), y, reduction="sum").item()
+        correct += (logits.argmax(-1) == y).sum().item()
         count += keep.sum().item()
     nats, correct, count = (_all_mean(v) for v in (nats, correct, count))
     return {"step": self.step, "bits": nats / count / LN2, "acc": correct / count}
@@ -295,9 +295,9 @@ def _save(self:Trainer, path=None):
     if self.rank == 0: save_checkpoint(state, path or self.cfg.ckpt_path)
     if dist.is_initialized(): dist.barrier()
 
-def _resume(self:Trainer, path) -> Trainer:
-    "Restore this run from a checkpoint written by `save`; the model's configuration must match."
-    ck = load_checkpoint(path)
+def _resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
+    "Restore this run from a checkpoint written by `save` (or from `ck`, already loaded from `path`); the model's configuration must match."
+    ck = load_checkpoint(path) if ck is None else ck
     check_model_config(ck, self.model.cfg, path)
     try:
         self.model.load_state_dict(ck["model"])

@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap, BoundaryNorm
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter, LogLocator
 from .patterns import (
-    KINDS, token_mask, reach, block_layout, strided_permutation, fit_exponent, _check_int)
+    KINDS, pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, _check_int)
 
 # %% auto #0
 __all__ = ['CLASSES', 'FUTURE', 'UNREACHED', 'TWO_HOPS', 'DIRECT1', 'DIRECT2', 'QUERY', 'COLORS', 'CMAP', 'NORM', 'LSE_BYTES',
@@ -164,7 +164,7 @@ def compare_patterns(n:int=256, *, stride:int=16, c:int=4, query:int|None=None, 
 def save_connectivity_figures(outdir, *, n:int=256, stride:int=16, c:int=4, query:int|None=None, grid=(16, 16),
                               kinds=("dense", "strided", "fixed"), dpi:int=110) -> list[Path]:
     "Write connectivity_<kind>.png for each kind and connectivity_compare.png into `outdir`; return the paths."
-    for kind in kinds: token_mask(kind, 1, stride=1, c=1 if kind == "fixed" else None)  # reject bad input before writing
+    for kind in kinds: pattern_predicate(kind, stride=stride, c=c if kind == "fixed" else None, n=n)  # reject bad input before writing
     _grid_shape(grid, n); _query(query, n, stride); _check_int("dpi", dpi, 1, "an integer >= 1")
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1,14 +1,7 @@
 import os
-from pathlib import Path
-import pytest
 import torch
 
 # Triton kernels run on the CPU through the interpreter when there is no GPU; it must be set before they are defined.
 if not torch.cuda.is_available(): os.environ.setdefault("TRITON_INTERPRET", "1")
 # Buffers the kernels must fill start as NaN, so an unwritten element fails a test.
 os.environ.setdefault("STE_POISON", "1")
-
-ROOT = Path(__file__).resolve().parent.parent
-
-@pytest.fixture(scope="session")
-def root(): return ROOT

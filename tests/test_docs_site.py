@@ -95,10 +95,8 @@ def driver(server, tmp_path_factory):
 @pytest.fixture(scope='session')
 def book():
     "The chapters in reading order (docname, title) and the package's API, as the builder sees them."
-    paths = build.notebooks(ROOT/'nbs')
-    docs = [build.docname(p) for p in paths]
     s = build.Site(); s.collect_api()
-    return dict(docs=docs, api=s.api, lib=s.lib)
+    return dict(docs=list(s.docs.values()), api=s.api, lib=s.lib)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -348,7 +346,7 @@ def test_processing_honours_directives(tmp_path):
     p.write_text(json.dumps(nb))
     s = build.Site(); s.collect_api()
     s.docs[p] = build.docname(p)
-    out = s.process(p, None)
+    out = s.process(p)
     md = '\n'.join(c['source'] for c in out['cells'] if c['cell_type'] == 'markdown')
     code = [c for c in out['cells'] if c['cell_type'] == 'code']
     src = '\n'.join(c['source'] for c in code)
