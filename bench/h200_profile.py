@@ -1,7 +1,7 @@
 """Profile one fwd+bwd step of each pattern on the GPU: where the time goes, kernel by kernel."""
 import torch
 from torch.profiler import profile, ProfilerActivity
-from sparse_transformer_edu.kernels import sparse_attention
+from sparse_transformer_edu.op import sparse_attention
 from sparse_transformer_edu.bench import PATTERNS
 for N in (4096, 16384):
     for pat in ("strided", "fixed"):

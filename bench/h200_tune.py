@@ -4,7 +4,7 @@ Usage: python bench/h200_tune.py OUTDIR"""
 import os, sys, time, csv, itertools
 import torch
 from sparse_transformer_edu import kernels
-from sparse_transformer_edu.kernels import sparse_attention
+from sparse_transformer_edu.op import sparse_attention
 from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
 
 out = sys.argv[1]; os.makedirs(out, exist_ok=True)

@@ -11,8 +11,10 @@ import argparse, csv, math, os, sys, time
 import torch
 import torch.nn.functional as F
 from .patterns import pattern_predicate
-from .kernels import sparse_attention, attention_plans, HAS_TRITON
-from .reference import attention_reference
+from .op import sparse_attention
+from .plans import attention_plans
+from .kernels import HAS_TRITON
+from .plans import attention_reference
 
 # %% ../nbs/11_benchmarks.ipynb #4386ce59
 PATTERNS = {

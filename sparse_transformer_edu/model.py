@@ -10,21 +10,21 @@ from functools import lru_cache
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .patterns import KINDS, MODES, head_parts, fixed_summaries, token_mask, _check_int
-from . import kernels
+from .patterns import KINDS, MODES, head_parts, fixed_summaries, token_mask, check_int
+from .plans import SparsePlan, sparse_plan, per_head
+from .op import sparse_attention, BACKENDS
+from .kernels import HAS_TRITON, HEAD_DIMS
 from .recompute import recompute
 
 # %% auto #0
-__all__ = ['SparseTransformerConfig', 'attention_plan', 'SparseAttention', 'FeedForward', 'Block', 'position_tables',
+__all__ = ['SparseTransformerConfig', 'layer_pattern', 'SparseSelfAttention', 'FeedForward', 'Block', 'position_tables',
            'position_ids', 'SparseTransformer', 'attended_positions', 'mean_attended']
 
 # %% ../nbs/07_model.ipynb #40e67322
-from .kernels import BACKENDS   # the kernels' own list; 'sdpa' is PyTorch's dense causal attention
-
 def _bad(name, value, allowed):
     return ValueError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
 
-def _need_int(name, value, lo=1): _check_int(name, value, lo, f"an integer >= {lo}")
+def _need_int(name, value, lo=1): check_int(name, value, lo, f"an integer >= {lo}")
 
 @dataclass
 class SparseTransformerConfig:
@@ -78,7 +78,7 @@ class SparseTransformerConfig:
 def _scalar_if_same(xs):
     return xs[0] if all(x == xs[0] for x in xs) else list(xs)
 
-def attention_plan(cfg:SparseTransformerConfig, layer:int):
+def layer_pattern(cfg:SparseTransformerConfig, layer:int):
     "The (part, summary) arguments for `sparse_attention` in residual block `layer`."
     if cfg.kind in ("dense", "local"): return None, None
     parts = _scalar_if_same(head_parts(cfg.attn_mode, cfg.n_head, layer))
@@ -86,14 +86,28 @@ def attention_plan(cfg:SparseTransformerConfig, layer:int):
     return parts, summary
 
 # %% ../nbs/07_model.ipynb #474df70f
-class SparseAttention(nn.Module):
-    "Multi-head causal attention over the configured sparse pattern."
+def _kernels_may_run(cfg) -> bool:
+    "Whether this model's attention may go to the Triton kernels on this machine."
+    if cfg.backend not in ("auto", "triton") or not HAS_TRITON: return False
+    return cfg.backend == "triton" or (torch.cuda.is_available() and (cfg.d_model // cfg.n_head) in HEAD_DIMS)
+
+class SparseSelfAttention(nn.Module):
+    "Multi-head causal self-attention over the configured sparse pattern, with its plan built once."
     def __init__(self, cfg:SparseTransformerConfig, layer:int):
         super().__init__()
         self.cfg = cfg
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.part, self.summary = attention_plan(cfg, layer)
+        self.part, self.summary = layer_pattern(cfg, layer)
+        self.plan = None   # built here, before any torch.compile, so that a compiled forward never builds one
+        if _kernels_may_run(cfg):
+            self.plan = sparse_plan(cfg.kind, cfg.context, cfg.n_head, stride=cfg.stride, c=cfg.c, part=self.part,
+                                    summary=self.summary, device="cuda" if torch.cuda.is_available() else "cpu")
+
+    def _apply(self, fn, recurse=True):   # model.to(device) moves the plan with the weights
+        super()._apply(fn, recurse)
+        if self.plan is not None: self.plan = self.plan.to(fn(self.plan.tables[0]).device)
+        return self
 
     def split_heads(self, x):
         "[B, T, 3d] projections to three [B, H, T, D] tensors."
@@ -105,9 +119,11 @@ class SparseAttention(nn.Module):
         c, T = self.cfg, x.shape[1]
         pad = -T % c.stride
         if pad: q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
-        y = kernels.sparse_attention(q, k, v, c.kind, stride=c.stride, c=c.c, part=self.part,
-                                     summary=self.summary, backend=c.backend)[:, :, :T]
-        return self.proj(y.transpose(1, 2).flatten(2))
+        if self.plan is not None and self.plan.n == T + pad:
+            y = sparse_attention(q, k, v, self.plan, backend=c.backend)
+        else:
+            y = sparse_attention(q, k, v, c.kind, stride=c.stride, c=c.c, part=self.part, summary=self.summary, backend=c.backend)
+        return self.proj(y[:, :, :T].transpose(1, 2).flatten(2))
 
 # %% ../nbs/07_model.ipynb #3e17ef81
 class FeedForward(nn.Module):
@@ -125,7 +141,7 @@ class Block(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
-        self.attn, self.ff = SparseAttention(cfg, layer), FeedForward(cfg)
+        self.attn, self.ff = SparseSelfAttention(cfg, layer), FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
     def residual(self, h):
@@ -234,7 +250,7 @@ def _flops_per_token(self:SparseTransformer, training:bool=True) -> float:
     head = self.head.weight.numel()
     attn = 0.0
     for b in self.blocks:
-        parts, sums = kernels._per_head(b.attn.part, cfg.n_head, "part"), kernels._per_head(b.attn.summary, cfg.n_head, "summary")
+        parts, sums = per_head(b.attn.part, cfg.n_head, "part"), per_head(b.attn.summary, cfg.n_head, "summary")
         attn += sum(4 * D * mean_attended(cfg.kind, cfg.context, stride=cfg.stride, c=cfg.c, part=p, summary=s)
                     for p, s in zip(parts, sums))
     blocks, out = 2 * matmul + attn, 2 * head

@@ -8,9 +8,9 @@ import math
 import torch
 
 # %% auto #0
-__all__ = ['KINDS', 'MODES', 'pattern_predicate', 'token_mask', 'fixed_summaries', 'head_parts', 'head_masks', 'stack_masks',
-           'reach', 'is_valid', 'pattern_cost', 'fit_exponent', 'block_layout', 'tile_density', 'strided_permutation',
-           'inverse_permutation']
+__all__ = ['KINDS', 'MODES', 'check_int', 'pattern_predicate', 'token_mask', 'fixed_summaries', 'head_parts', 'head_masks',
+           'stack_masks', 'reach', 'is_valid', 'pattern_cost', 'fit_exponent', 'tile_shape', 'block_layout',
+           'tile_density', 'strided_permutation', 'inverse_permutation']
 
 # %% ../nbs/01_patterns.ipynb #02ad7212
 def _grid(n, device=None):
@@ -21,7 +21,8 @@ def _grid(n, device=None):
 # %% ../nbs/01_patterns.ipynb #53377d46
 KINDS = ("dense", "local", "strided", "fixed")
 
-def _check_int(name, value, lo, allowed):
+def check_int(name, value, lo, allowed):
+    "Raise a ValueError naming `name`, its value and what is `allowed`, unless value is an int >= lo."
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise ValueError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
 
@@ -29,18 +30,18 @@ def _check_args(kind, n, stride, c, part, summary):
     "Validate `token_mask` arguments; each error names the parameter, the value and what is allowed."
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not allowed: kind must be one of {', '.join(map(repr, KINDS))}")
-    _check_int("n", n, 1, "an integer >= 1")
-    _check_int("stride", stride, 1, "an integer >= 1")
+    check_int("n", n, 1, "an integer >= 1")
+    check_int("stride", stride, 1, "an integer >= 1")
     if kind in ("dense", "local"):
         if part is not None: raise ValueError(f"part={part!r} is not allowed for kind={kind!r}: it has no parts, so part must be None")
     elif part not in (None, 1, 2):
         raise ValueError(f"part={part!r} is not allowed: part must be None (the union), 1 or 2")
     if kind == "fixed":
         if c is None: raise ValueError(f"c=None is not allowed for kind='fixed': give the summary width c, an integer with 1 <= c <= stride={stride}")
-        _check_int("c", c, 1, f"an integer with 1 <= c <= stride={stride}")
+        check_int("c", c, 1, f"an integer with 1 <= c <= stride={stride}")
         if c > stride: raise ValueError(f"c={c!r} is not allowed: c must satisfy 1 <= c <= stride={stride}")
         if summary is not None:
-            _check_int("summary", summary, 0, f"an integer with 0 <= summary <= stride - c = {stride - c}")
+            check_int("summary", summary, 0, f"an integer with 0 <= summary <= stride - c = {stride - c}")
             if summary > stride - c: raise ValueError(f"summary={summary!r} is not allowed: summary must satisfy 0 <= summary <= stride - c = {stride - c}")
     elif summary is not None:
         raise ValueError(f"summary={summary!r} is not allowed for kind={kind!r}: only kind='fixed' has summary cells")
@@ -77,7 +78,7 @@ def fixed_summaries(heads:int, stride:int, c:int) -> list[int]:
 def head_parts(mode:str, heads:int, layer:int=0) -> list:
     "Which part (None for the union) each head of residual block `layer` uses in `mode`."
     if mode not in MODES: raise ValueError(f"mode={mode!r} is not allowed: mode must be one of {', '.join(map(repr, MODES))}")
-    _check_int("heads", heads, 1, "an integer >= 1")
+    check_int("heads", heads, 1, "an integer >= 1")
     if mode == "merged": return [None] * heads
     if mode == "interleaved": return [layer % 2 + 1] * heads
     return [1 + (h >= (heads + 1) // 2) for h in range(heads)]
@@ -121,7 +122,8 @@ def fit_exponent(ns, totals) -> float:
     return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 # %% ../nbs/01_patterns.ipynb #8fea31d9
-def _tile(block):
+def tile_shape(block):
+    "A tile shape (rows, cols) from an int or a pair; a ValueError names anything else."
     given = block
     if isinstance(block, int) and not isinstance(block, bool): block = (block, block)
     if (not isinstance(block, (tuple, list)) or len(block) != 2
@@ -132,7 +134,7 @@ def _tile(block):
 
 def block_layout(mask:torch.Tensor, block) -> torch.Tensor:
     "Tile layout of `mask` ([..., n, m]): a tile is True when any position in it is True."
-    br, bc = _tile(block)
+    br, bc = tile_shape(block)
     *lead, n, m = mask.shape
     if n % br or m % bc:
         raise ValueError(f"block={(br, bc)!r} does not divide the mask of shape {(n, m)}: "
@@ -142,7 +144,7 @@ def block_layout(mask:torch.Tensor, block) -> torch.Tensor:
 # %% ../nbs/01_patterns.ipynb #59956bc1
 def tile_density(mask:torch.Tensor, block) -> float:
     "Fraction of the causal tiles (on or below the diagonal) that `block_layout` marks."
-    br, bc = _tile(block)
+    br, bc = tile_shape(block)
     n, m = mask.shape[-2:]
     causal = block_layout(torch.ones(n, m, dtype=torch.bool, device=mask.device).tril(), (br, bc))
     return (block_layout(mask, (br, bc)) & causal).sum().item() / (causal.sum().item() * math.prod(mask.shape[:-2]))
@@ -150,8 +152,8 @@ def tile_density(mask:torch.Tensor, block) -> float:
 # %% ../nbs/01_patterns.ipynb #6755253c
 def strided_permutation(n:int, stride:int, device=None) -> torch.Tensor:
     "Order of positions after viewing n as (n/stride, stride) and swapping the axes: x_t = x[perm]."
-    _check_int("n", n, 1, "an integer >= 1")
-    _check_int("stride", stride, 1, "an integer >= 1")
+    check_int("n", n, 1, "an integer >= 1")
+    check_int("stride", stride, 1, "an integer >= 1")
     if n % stride: raise ValueError(f"n={n} is not a multiple of stride={stride}: the strided transpose needs n % stride == 0")
     return torch.arange(n, device=device).view(n // stride, stride).t().reshape(-1)
 

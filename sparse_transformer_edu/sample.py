@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 from .model import SparseTransformer, SparseTransformerConfig, attended_positions
-from .kernels import _per_head
+from .plans import per_head
 
 # %% auto #0
 __all__ = ['filter_logits', 'sample_next', 'cached_attention', 'KVCache', 'step', 'generate', 'show_images']
@@ -53,7 +53,7 @@ class KVCache:
 
 def _head_groups(attn, cfg, pos):
     "Map each distinct list of attended positions to the heads that read it."
-    parts, sums = _per_head(attn.part, cfg.n_head, "part"), _per_head(attn.summary, cfg.n_head, "summary")
+    parts, sums = per_head(attn.part, cfg.n_head, "part"), per_head(attn.summary, cfg.n_head, "summary")
     groups = {}
     for h, (p, s) in enumerate(zip(parts, sums)): groups.setdefault((p, s), []).append(h)
     return [(attended_positions(cfg.kind, pos, stride=cfg.stride, c=cfg.c, part=p, summary=s), heads)

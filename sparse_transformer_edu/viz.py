@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap, BoundaryNorm
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter, LogLocator
 from .patterns import (
-    KINDS, pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, _check_int)
+    KINDS, pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, check_int)
 
 # %% auto #0
 __all__ = ['CLASSES', 'FUTURE', 'UNREACHED', 'TWO_HOPS', 'DIRECT1', 'DIRECT2', 'QUERY', 'COLORS', 'CMAP', 'NORM', 'LSE_BYTES',
@@ -33,7 +33,7 @@ def default_query(n:int, stride:int) -> int:
 
 def _query(query, n, stride):
     if query is None: return default_query(n, stride)
-    _check_int("query", query, 0, f"an integer with 0 <= query < n={n}")
+    check_int("query", query, 0, f"an integer with 0 <= query < n={n}")
     if query >= n: raise ValueError(f"query={query!r} is not allowed: query must satisfy 0 <= query < n={n}")
     return query
 
@@ -42,7 +42,7 @@ def connectivity(kind:str, n:int, *, stride:int, c:int|None=None, query:int|None
     "Class code (an index into `CLASSES`) of every input position for output position `query`."
     mask = token_mask(kind, n, stride=stride, c=c)
     q = _query(query, n, stride)
-    _check_int("hops", hops, 1, "an integer >= 1")
+    check_int("hops", hops, 1, "an integer >= 1")
     out = torch.full((n,), UNREACHED, dtype=torch.long)
     out[q + 1:] = FUTURE
     out[reach(mask, hops)[q]] = TWO_HOPS
@@ -165,7 +165,7 @@ def save_connectivity_figures(outdir, *, n:int=256, stride:int=16, c:int=4, quer
                               kinds=("dense", "strided", "fixed"), dpi:int=110) -> list[Path]:
     "Write connectivity_<kind>.png for each kind and connectivity_compare.png into `outdir`; return the paths."
     for kind in kinds: pattern_predicate(kind, stride=stride, c=c if kind == "fixed" else None, n=n)  # reject bad input before writing
-    _grid_shape(grid, n); _query(query, n, stride); _check_int("dpi", dpi, 1, "an integer >= 1")
+    _grid_shape(grid, n); _query(query, n, stride); check_int("dpi", dpi, 1, "an integer >= 1")
     outdir = Path(outdir); outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for kind in kinds:
@@ -191,7 +191,7 @@ def _tiles(mask, block):
 def attention_memory(kind:str, n:int, *, stride:int, c:int|None=None, block=64, heads:int=1, head_dim:int=64,
                      dtype_bytes:int=2) -> dict:
     "Bytes one layer keeps for the backward pass: dense scores, block-sparse score tiles, or fused output + log-sum-exp."
-    for name, v in (("heads", heads), ("head_dim", head_dim)): _check_int(name, v, 1, "an integer >= 1")
+    for name, v in (("heads", heads), ("head_dim", head_dim)): check_int(name, v, 1, "an integer >= 1")
     if dtype_bytes not in (1, 2, 4, 8):
         raise ValueError(f"dtype_bytes={dtype_bytes!r} is not allowed: dtype_bytes must be 1, 2, 4 or 8")
     mask = _mask(kind, n, stride, c)
@@ -212,7 +212,7 @@ def attention_memory(kind:str, n:int, *, stride:int, c:int|None=None, block=64, 
 # %% ../nbs/02_connectivity.ipynb #65235030
 def pow2_stride(n:int) -> int:
     "The largest power of two not above √n, so that n is a multiple of it when n is a power of two."
-    _check_int("n", n, 1, "an integer >= 1")
+    check_int("n", n, 1, "an integer >= 1")
     return 1 << (math.isqrt(n).bit_length() - 1)
 
 def memory_sweep(ns, *, c:int=4, blocks=(64,), heads:int=1, head_dim:int=64, dtype_bytes:int=2) -> dict:

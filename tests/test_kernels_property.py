@@ -3,9 +3,10 @@ over random kinds, parts, lengths, strides, summary widths, per-head summaries a
 import torch
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from sparse_transformer_edu.kernels import sparse_attention, blocksparse_attention, HAS_TRITON
+from sparse_transformer_edu.op import sparse_attention, blocksparse_attention
+from sparse_transformer_edu.kernels import HAS_TRITON
 from sparse_transformer_edu.patterns import token_mask
-from sparse_transformer_edu.reference import attention_reference, plan_from_mask
+from sparse_transformer_edu.plans import attention_reference, tile_plan_from_mask as plan_from_mask
 
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
 DEV = "cuda" if torch.cuda.is_available() else "cpu"

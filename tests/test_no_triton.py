@@ -10,7 +10,7 @@ def test_package_works_without_triton():
         sys.meta_path.insert(0, Block())
         import torch, sparse_transformer_edu as ste
         from sparse_transformer_edu.patterns import token_mask
-        from sparse_transformer_edu.reference import attention_reference
+        from sparse_transformer_edu.plans import attention_reference
         assert not ste.HAS_TRITON
         q, k, v = torch.randn(3, 1, 2, 64, 32).unbind(0)
         out = ste.sparse_attention(q, k, v, "fixed", stride=16, c=4)
