@@ -93,8 +93,9 @@ def check_compile(log):
                 def call(q, k, v, f=f, mode=mode):
                     if mode == "reduce-overhead": torch.compiler.cudagraph_mark_step_begin()
                     return f(q, k, v, plan)
-                ls = [t.clone().requires_grad_() for t in (q, k, v)]
-                for _ in range(3): out = call(*ls); out.backward(do)
+                for _ in range(3):   # fresh leaves: a replayed graph's outputs (gradients too) are overwritten by the next replay
+                    ls = [t.clone().requires_grad_() for t in (q, k, v)]
+                    out = call(*ls); out.backward(do)
                 err = rel_err(out, attend(q, k, v, plan))
                 st = fwd_bwd(call, q, k, v, do)
                 row[mode] = dict(err=err, ms=timed(st), host_ms=host_ms(st))

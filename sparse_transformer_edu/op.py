@@ -7,12 +7,13 @@ __all__ = ['OPS', 'COMPILED_OP', 'BACKENDS', 'BlockSparseAttentionFn', 'blockspa
            'sparse_attention', 'SparseAttention']
 
 # %% ../nbs/05_kernel_backward.ipynb #e6352a7d
+import inspect
 import torch
 from torch import Tensor
 from .patterns import token_mask
 from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes
 from .plans import attention_reference
-from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward
+from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
 # %% ../nbs/05_kernel_backward.ipynb #ae2d3f64
 class BlockSparseAttentionFn(torch.autograd.Function):
@@ -65,8 +66,17 @@ def _register(define, name):
     fwd.register_autograd(backward, setup_context=setup_context)
     return fwd
 
+def _traced(define):
+    "`define` (triton_op) with implementations whose launches torch.compile can trace."
+    def wrapped(name, impl, **kw):
+        def traced_impl(*args):
+            with traced_launches(): return impl(*args)
+        traced_impl.__signature__, traced_impl.__annotations__ = inspect.signature(impl), impl.__annotations__
+        return define(name, traced_impl, **kw)
+    return wrapped
+
 OPS = {"custom_op": _register(torch.library.custom_op, "sparse_attention")}
-if hasattr(torch.library, "triton_op"): OPS["triton_op"] = _register(torch.library.triton_op, "sparse_attention_triton")
+if hasattr(torch.library, "triton_op"): OPS["triton_op"] = _register(_traced(torch.library.triton_op), "sparse_attention_triton")
 COMPILED_OP = "custom_op"   # which registration `sparse_attention` calls under torch.compile
 
 # %% ../nbs/05_kernel_backward.ipynb #0dd747fc
