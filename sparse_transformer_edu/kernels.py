@@ -357,32 +357,31 @@ def _attn_bwd_delta(O, DO, DELTA, so_b, so_h, so_n, sd_b, sd_h, sd_n, sl_b, sl_h
     tl.store(DELTA + b * sl_b + h * sl_h + rows, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=ok)
 
 # %% ../nbs/05_kernel_backward.ipynb #f0093b4f
-def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first, scale=None):
-    "Gradients of one pass: writes (`first`) or adds into `dq`, `dk`, `dv`."
+def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None):
+    "Gradients of one pass (those its `role` names): writes (the first pass of each) or adds into `dq`, `dk`, `dv`."
     B, H, N, D = q.shape
     sm_scale = D ** -0.5 if scale is None else scale
     dummy = plan.lut_off
     qmap, kvmap = plan.qmap, plan.kvmap
     NKp = plan.TK * plan.BN
     mapped = plan.kv_injective
-    dk_v = dk if mapped else _empty((B, H, NKp, D), torch.float32, q.device)
-    dv_v = dv if mapped else _empty((B, H, NKp, D), torch.float32, q.device)
+    dk_v, dv_v = (dk, dv) if mapped or not plan.role & 2 else (_empty((B, H, NKp, D), torch.float32, q.device) for _ in range(2))
     strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
                v.stride(0), v.stride(1), v.stride(2), do.stride(0), do.stride(1), do.stride(2), lse.stride(0), lse.stride(1))
     maps = (qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy)
     tiles = dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=qmap is not None, HAS_KVMAP=kvmap is not None)
     ieee = q.dtype == torch.float32
-    launch(_attn_bwd_dkdv, (plan.TK, B * H),
+    if plan.role & 2: launch(_attn_bwd_dkdv, (plan.TK, B * H),
            (q, k, v, do, lse, delta, dk_v, dv_v, *maps, plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks,
             plan.t_order, *strides, dk_v.stride(0), dk_v.stride(1), dk_v.stride(2), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
-           dict(**tiles, MAPPED_STORE=mapped, ACCUM=mapped and not first, IEEE=ieee), _launch_cfg(plan, D, "dkdv"))
-    launch(_attn_bwd_dq, (plan.TQ, B * H),
+           dict(**tiles, MAPPED_STORE=mapped, ACCUM=mapped and not first_kv, IEEE=ieee), _launch_cfg(plan, D, "dkdv"))
+    if plan.role & 1: launch(_attn_bwd_dq, (plan.TQ, B * H),
            (q, k, v, do, lse, delta, dq, *maps, plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
             plan.order, *strides, dq.stride(0), dq.stride(1), dq.stride(2), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
-           dict(**tiles, ACCUM=not first, IEEE=ieee), _launch_cfg(plan, D, "dq"))
-    if not mapped:
+           dict(**tiles, ACCUM=not first_q, IEEE=ieee), _launch_cfg(plan, D, "dq"))
+    if not mapped and plan.role & 2:
         idx = kvmap[:, :plan.NK].long()[None, :, :, None].expand(B, H, plan.NK, D)
         dk.scatter_add_(2, idx, dk_v[:, :, :plan.NK]); dv.scatter_add_(2, idx, dv_v[:, :, :plan.NK])
 
@@ -393,14 +392,15 @@ def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     delta = _empty((B, H, N), torch.float32, q.device)
     launch(_attn_bwd_delta, (-(-N // 64), B * H), (out, do, delta, out.stride(0), out.stride(1), out.stride(2),
            do.stride(0), do.stride(1), do.stride(2), delta.stride(0), delta.stride(1), H, N), dict(D=D, BM=64), {})
-    # one pass whose keys map one-to-one writes the gradients in place, in the inputs' dtype;
-    # otherwise the passes add up in float32
-    in_place = len(passes) == 1 and passes[0].kv_injective
-    acc = torch.float32 if not in_place else None
-    dq = _empty(q.shape, acc or q.dtype, q.device)
-    covered = all(p.kv_injective and p.NK == N for p in passes)   # every key row written by every pass
-    dk, dv = (_empty(t.shape, acc or t.dtype, q.device) if covered else torch.zeros(t.shape, dtype=acc or t.dtype, device=q.device)
+    # one pass of a kind writes its gradients in place, in the inputs' dtype; several add up in float32,
+    # as do the keys of a pass whose map sends two virtual keys to one row
+    q_passes, kv_passes = [p for p in passes if p.role & 1], [p for p in passes if p.role & 2]
+    dq = _empty(q.shape, q.dtype if len(q_passes) == 1 else torch.float32, q.device)
+    kv_dtype = k.dtype if len(kv_passes) == 1 and kv_passes[0].kv_injective else torch.float32
+    covered = all(p.kv_injective and p.NK == N for p in kv_passes)   # every key row written by every pass
+    dk, dv = (_empty(t.shape, kv_dtype, q.device) if covered else torch.zeros(t.shape, dtype=kv_dtype, device=q.device)
               for t in (k, v))
-    for i, plan in enumerate(passes):
-        backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first=i == 0, scale=scale)
+    for plan in passes:
+        backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first_q=plan is q_passes[0], first_kv=plan is kv_passes[0],
+                      scale=scale)
     return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)

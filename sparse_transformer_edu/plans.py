@@ -52,6 +52,7 @@ class TilePlan:
     qmap: torch.Tensor|None = None   # [1 or H, TQ*BM] int32: tensor row of each virtual query row
     kvmap: torch.Tensor|None = None  # [1 or H, TK*BN] int32: tensor row of each virtual key row
     kv_injective: bool = True        # no two virtual keys map to the same tensor row
+    role: int = 3                    # what the backward computes from this pass: 1 dq, 2 dk and dv, 3 all three
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -252,13 +253,13 @@ def _strided_passes(n, stride, part, block, dev):
         passes.append(build_tile_plan(pred, 1, n, n, block, dev, qmap=qmap, kvmap=kvmap))
     return passes
 
-def _fixed_passes(n, stride, c, part, summaries, block, dev):
+def _fixed_passes(n, stride, c, part, summaries, block, dev, kernel="fwd"):
     "One pass: own block in natural order, the summary keys gathered after the n natural ones."
     BN = block[1]
     if part == 1:
         return [build_tile_plan(pattern_predicate("fixed", stride=stride, c=c, part=1, n=n), 1, n, n, block, dev)]
     rows = [summary_rows(n, stride, c, stride - c if s is None else s, dev) for s in summaries]
-    if len(set(summaries)) == 1: rows = rows[:1]
+    if len(set(summaries)) == 1: rows, summaries = rows[:1], summaries[:1]
     NS = rows[0].numel()
     if part == 2:
         pos = torch.stack(rows)[:, None, :]                      # [HL, 1, NS] position of each virtual key
@@ -269,7 +270,13 @@ def _fixed_passes(n, stride, c, part, summaries, block, dev):
     pred = lambda i, j: torch.where(j < n, own(i, j), ((j - n) // c) < (i // stride))
     NK = n + NS
     kvmap = torch.stack([pad_map(torch.cat([torch.arange(n, device=dev), r]).int(), -(-NK // BN) * BN)[0] for r in rows])
-    return [build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap)]
+    gathered = build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap)
+    if kernel == "fwd": return [gathered]
+    # backward: a summary key is read twice in the gathered order, so its dK and dV come from a pass in natural
+    # order instead, with key tiles no wider than c (a tile of summary keys is then fully allowed); dQ keeps the gather
+    preds = [pattern_predicate("fixed", stride=stride, c=c, summary=s, n=n) for s in summaries]
+    natural = build_tile_plan(_stack_pred(preds), len(preds), n, n, (block[0], max(16, min(BN, c))), dev)
+    return [dataclasses.replace(gathered, role=1), dataclasses.replace(natural, role=2)]
 
 # %% ../nbs/04_kernel_forward.ipynb #66315c56
 def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None, part=None, summary=None,
@@ -284,11 +291,11 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
         if len(set(zip(parts, sums))) == 1: preds = preds[:1]
         return (build_tile_plan(_stack_pred(preds), len(preds), n, n, block, dev),)
     if kind == "strided": return tuple(_strided_passes(n, stride, parts[0], block, dev))
-    return tuple(_fixed_passes(n, stride, c, parts[0], sums, block, dev))
+    return tuple(_fixed_passes(n, stride, c, parts[0], sums, block, dev, kernel))
 
 # %% ../nbs/05_kernel_backward.ipynb #458e6971
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
-_PASS_INTS = 7   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective
+_PASS_INTS = 8   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role
 
 # %% ../nbs/05_kernel_backward.ipynb #49269b18
 def flatten_passes(fwd, bwd) -> tuple:
@@ -296,7 +303,7 @@ def flatten_passes(fwd, bwd) -> tuple:
     tabs, ints = [], [len(fwd), len(bwd)]
     for p in (*fwd, *bwd):
         tabs += [getattr(p, f) for f in _PASS_TABLES] + [p.lut_off if m is None else m for m in (p.qmap, p.kvmap)]
-        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective)]
+        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role]
     return tuple(tabs), tuple(ints)
 
 def unflatten_passes(tabs, ints) -> tuple:
@@ -304,7 +311,7 @@ def unflatten_passes(tabs, ints) -> tuple:
     T, passes = len(_PASS_TABLES) + 2, []
     for i in range(ints[0] + ints[1]):
         t, m = tabs[i * T:(i + 1) * T], ints[2 + i * _PASS_INTS: 2 + (i + 1) * _PASS_INTS]
-        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6])))
+        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7]))
     return tuple(passes[:ints[0]]), tuple(passes[ints[0]:])
 
 # %% ../nbs/05_kernel_backward.ipynb #ba493822
@@ -313,6 +320,7 @@ def check_passes(passes, n:int, heads:int):
     for i, p in enumerate(passes):
         def bad(what): return ValueError(f"pass {i} of the plan is inconsistent: {what}")
         if p.NQ != n: raise bad(f"it has NQ={p.NQ} query rows for a sequence of n={n}")
+        if p.role not in (1, 2, 3): raise bad(f"role={p.role} is not 1 (dq), 2 (dk, dv) or 3 (all)")
         if p.HL not in (1, heads): raise bad(f"its tables hold {p.HL} heads; the plan has heads={heads}")
         for off, split, col, msk, ncol in ((p.lut_off, p.lut_split, p.lut_col, p.lut_mask, p.TK),
                                            (p.t_off, p.t_split, p.t_row, p.t_mask, p.TQ)):
@@ -344,7 +352,9 @@ class SparsePlan:
     check: bool = True  # check the tables (False only for copies of a checked plan)
 
     def __post_init__(self):
-        if self.check: check_passes(self.fwd + self.bwd, self.n, self.heads)
+        if self.check:
+            check_passes(self.fwd + self.bwd, self.n, self.heads)
+            if not all(any(p.role & r for p in self.bwd) for r in (1, 2)): raise ValueError("the backward passes must compute dq and dk, dv")
         tables, ints = flatten_passes(self.fwd, self.bwd)
         for k, v in dict(tables=tables, ints=ints, copies={}).items(): object.__setattr__(self, k, v)
 
