@@ -71,22 +71,26 @@ def speed_run(spec, variant, world, rank, device):
     import torch.distributed as dist
     mcfg = SparseTransformerConfig(**big_model(spec["cpu"]))
     B = spec["batch_per_gpu"] * world
-    if device.type == "cuda": torch.cuda.reset_peak_memory_stats()
+    cuda = device.type == "cuda"
+    if cuda: torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+    at_start = torch.cuda.memory_allocated() / 2**30 if cuda else None   # should be ~0: the previous variant is freed
     torch.manual_seed(0)
     cfg = TrainConfig(steps=10**6, batch_size=B, lr=6e-4, warmup=10, precision="bf16", eval_every=0, progress=False)
     t = Trainer(SparseTransformer(mcfg), cfg, lm_batches(stdlib_splits(), mcfg.context), shard=variant == "fsdp")
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     losses = [t.train_step() for _ in range(spec["warmup_iters"])]
     sync(); t0 = time.perf_counter()
     losses += [t.train_step() for _ in range(spec["iters"])]
     sync(); dt = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    peaks = [None] * world
-    if world > 1: dist.all_gather_object(peaks, peak)
-    else: peaks = [peak]
+    mem = (torch.cuda.max_memory_allocated() / 2**30, at_start) if cuda else (None, None)
+    mems = [None] * world
+    if world > 1: dist.all_gather_object(mems, mem)
+    else: mems = [mem]
+    peaks, starts = [m[0] for m in mems], [m[1] for m in mems]
     res = {"variant": variant, "world": world, "batch_per_gpu": spec["batch_per_gpu"], "global_batch": B,
            "context": mcfg.context, "iters": spec["iters"], "ms_per_iter": dt / spec["iters"] * 1e3,
-           "tokens_per_s": B * mcfg.context * spec["iters"] / dt, "peak_gib": peaks, "losses": losses,
+           "tokens_per_s": B * mcfg.context * spec["iters"] / dt, "peak_gib": peaks, "allocated_at_start_gib": starts,
+           "losses": losses,
            "params_m": t.model.num_params() / 1e6 if hasattr(t.model, "num_params") else None}
     if rank == 0: print(f"[speed {variant} x{world}] {json.dumps({k: v for k, v in res.items() if k != 'losses'})}", flush=True)
     del t; _free()
