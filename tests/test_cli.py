@@ -77,12 +77,3 @@ def test_nproc_errors_before_starting(tmp_path):
     one_line_error(ste("train", "--nproc", "0", *TINY, cwd=tmp_path, env=CPU), "nproc=0")
     one_line_error(ste("train", "--nproc", "2", "--shard", "--precision", "fp16", *TINY, cwd=tmp_path, env=CPU), "fp16")
     assert not list(tmp_path.iterdir())
-
-def test_train_two_processes_then_one(tmp_path):
-    r = ste("train", "--nproc", "2", "--steps", "2", *TINY, "--out", "two.pt", cwd=tmp_path, env=CPU)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "2 process(es)" in r.stdout and "bits/byte (unigram baseline" in r.stdout.strip().splitlines()[-1]
-    r = ste("train", "--resume", "--steps", "3", "--no-progress", "--out", "two.pt", cwd=tmp_path, env=CPU)
-    assert r.returncode == 0, r.stderr[-3000:]
-    ck = torch.load(tmp_path / "two.pt", weights_only=True)
-    assert (ck["step"], ck["world"], len(ck["history"]["loss"])) == (3, 1, 3)
