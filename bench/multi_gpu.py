@@ -322,7 +322,7 @@ def main(argv=None):
     ap.add_argument("--small-batch", type=int, default=8, help="global batch of the small runs (default: %(default)s)")
     ap.add_argument("--warmup-iters", type=int, default=2, help="part b's untimed iterations (default: %(default)s)")
     ap.add_argument("--iters", type=int, default=6, help="part b's timed iterations (default: %(default)s)")
-    ap.add_argument("--budget", type=float, default=420, help="start no run after this many seconds (default: %(default)s)")
+    ap.add_argument("--budget", type=float, default=390, help="start no run after this many seconds (default: %(default)s)")
     ap.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
     if argv is None: argv = sys.argv[1:]
     if argv[:1] == ["worker"]: return worker(argv[1])
