@@ -11,13 +11,13 @@ import torch
 from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
 from .patterns import KINDS, MODES
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
-                                          lm_batches, LN2, PRECISIONS)
+                                          lm_batches, LN2, PRECISIONS, check_nproc, launch)
 from .sample import generate, show_images
 from . import data as D
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CliError', 'load_splits', 'cmd_train', 'load_model', 'cmd_sample', 'cmd_bench', 'cmd_patterns',
-           'build_parser', 'main']
+__all__ = ['DEFAULTS', 'CliError', 'load_splits', 'cmd_train', 'train_argv', 'start_processes', 'load_model', 'cmd_sample',
+           'cmd_bench', 'cmd_patterns', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #a502b34d
 DEFAULTS = dict(data="stdlib", data_dir="data", max_bytes=4_000_000, out="ste_checkpoint.pt",
@@ -68,6 +68,9 @@ def _train_parser(sub):
     p.add_argument("--recompute", action="store_true", help="recompute blocks in the backward pass")
     p.add_argument("--dropout", type=float, default=None, help=f"default: {d['dropout']}")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="attention kernel (default: auto; sdpa is dense only)")
+    p.add_argument("--nproc", type=int, default=1, help="processes to start under torchrun, one per GPU (gloo on the CPU); "
+                   "--batch-size stays the global batch (default: %(default)s)")
+    p.add_argument("--shard", action="store_true", help="with several processes, shard weights, gradients and optimizer state (FSDP2)")
     for name, typ in (("steps", int), ("batch_size", int), ("accum", int), ("lr", float), ("warmup", int),
                       ("eval_every", int), ("eval_batches", int), ("ckpt_every", int), ("seed", int)):
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"default: {d[name]}")
@@ -100,10 +103,11 @@ def cmd_train(args) -> int:
                            ckpt_path=args.out, progress=not args.no_progress)
         data_name, max_bytes = args.data, args.max_bytes
     splits, desc = load_splits(data_name, args.data_dir, max_bytes)
+    if args.nproc != 1 and "WORLD_SIZE" not in os.environ: return start_processes(args, tcfg)
     baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
     torch.manual_seed(tcfg.seed)
     model = SparseTransformer(mcfg)
-    trainer = Trainer(model, tcfg, lm_batches(splits, mcfg.context),
+    trainer = Trainer(model, tcfg, lm_batches(splits, mcfg.context), shard=args.shard,
                       meta={"data": data_name, "max_bytes": max_bytes, "unigram_bits": baseline})
     say = (lambda *a: print(*a, flush=True)) if trainer.rank == 0 else (lambda *a: None)
     if args.resume: trainer.resume(args.out, ck)
@@ -119,6 +123,27 @@ def cmd_train(args) -> int:
     say(f"valid {result['bits']:.3f} bits/byte (unigram baseline {baseline:.3f} bits/byte) after {trainer.step} steps "
         f"in {time.perf_counter() - t0:.0f} s; checkpoint {args.out}")
     return 0
+
+# %% ../nbs/12_cli.ipynb #c261bb21
+def train_argv(args) -> list:
+    "The `ste train` arguments that set what `args` sets, each option spelled in full, without `--nproc`."
+    ap = build_parser()
+    train = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
+    out = ["train"]
+    for a in train._actions:
+        v = getattr(args, a.dest, None)
+        if not a.option_strings or a.dest in ("help", "nproc") or v == a.default: continue
+        if isinstance(a, argparse.BooleanOptionalAction): out.append(a.option_strings[0 if v else 1])
+        else: out += [a.option_strings[0]] if a.nargs == 0 else [a.option_strings[0], str(v)]
+    return out
+
+def start_processes(args, tcfg:TrainConfig) -> int:
+    "Run this `ste train` command in `args.nproc` processes under torchrun; return their exit code."
+    check_nproc(args.nproc, tcfg.batch_size)
+    if args.shard and tcfg.precision == "fp16":
+        raise CliError("--shard does not take --precision fp16: the loss scaler would check only one process's gradients; use bf16")
+    print(f"starting {args.nproc} processes under torchrun", flush=True)
+    return launch(args.nproc, train_argv(args))
 
 # %% ../nbs/12_cli.ipynb #1174a89f
 def _sample_parser(sub):
@@ -220,3 +245,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"ste {args.command}: interrupted", file=sys.stderr)
         return 130
+
+# %% ../nbs/12_cli.ipynb #97d53ccd
+#| eval: false
+if __name__ == "__main__": sys.exit(main())

@@ -8,8 +8,8 @@ STE = str(Path(sys.executable).with_name("ste"))
 TINY = ["--max-bytes", "50000", "--n-layer", "1", "--d-model", "32", "--n-head", "2", "--context", "64",
         "--stride", "8", "--c", "2", "--batch-size", "4", "--eval-batches", "2", "--no-progress"]
 
-def ste(*args, cwd=None):
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+def ste(*args, cwd=None, env=None):
+    env = {**os.environ, "MPLBACKEND": "Agg", **(env or {})}
     return subprocess.run([STE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 def one_line_error(r, *needles):
@@ -69,3 +69,11 @@ def test_patterns_writes_figures(tmp_path):
     names = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert names == ["connectivity_compare.png", "connectivity_dense.png", "connectivity_fixed.png", "connectivity_strided.png"]
     one_line_error(ste("patterns", "--n", "60", "--stride", "8", "--out", tmp_path / "f2"), "--n=60")
+
+CPU = {"CUDA_VISIBLE_DEVICES": ""}   # processes over gloo, also on a machine with GPUs
+
+def test_nproc_errors_before_starting(tmp_path):
+    one_line_error(ste("train", *TINY, "--nproc", "2", "--batch-size", "5", cwd=tmp_path, env=CPU), "batch_size=5", "multiple of 2")
+    one_line_error(ste("train", "--nproc", "0", *TINY, cwd=tmp_path, env=CPU), "nproc=0")
+    one_line_error(ste("train", "--nproc", "2", "--shard", "--precision", "fp16", *TINY, cwd=tmp_path, env=CPU), "fp16")
+    assert not list(tmp_path.iterdir())
