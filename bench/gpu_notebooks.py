@@ -10,6 +10,7 @@ class Client(NotebookClient):
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
 out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
 for path in sys.argv[2:]:
     t0 = time.time()
     nb = nbformat.read(path, as_version=4)
