@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'per_head', 'summary_rows', 'validate_pattern', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -137,6 +137,41 @@ def tile_plan_from_mask(mask, block) -> TilePlan:
     heads = 1 if mask.dim() == 2 else mask.shape[0]
     return build_tile_plan(mask_predicate(mask), heads, mask.shape[-2], mask.shape[-1], block, device=mask.device)
 
+# %% ../nbs/03_reference.ipynb #64f743ff
+def tile_grid(plan:TilePlan, head:int=0) -> torch.Tensor:
+    "[TQ, TK] map of one pass's tiles for `head`: 0 skipped, 1 partly covered (a token mask applies), 2 fully allowed."
+    h = head if plan.HL > 1 else 0
+    off, split, col = plan.lut_off[h].cpu(), plan.lut_split[h].cpu(), plan.lut_col.cpu().long()
+    g = torch.zeros(plan.TQ, plan.TK, dtype=torch.int8)
+    for tq in range(plan.TQ):
+        g[tq, col[off[tq]:split[tq]]] = 2
+        g[tq, col[split[tq]:off[tq + 1]]] = 1
+    return g
+
+# %% ../nbs/03_reference.ipynb #e7635202
+def plot_tile_plan(plan:TilePlan, head:int=0, row:int|None=None, title:str|None=None):
+    "The tiles one pass visits and, numbered, one program's walk over query tile `row`, beside its lookup-table entries."
+    from matplotlib.figure import Figure
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Rectangle
+    h, row = (head if plan.HL > 1 else 0), (int(plan.order[0]) if row is None else row)
+    fig = Figure(figsize=(7.5, 3.4), layout="constrained")
+    ax, tab = fig.subplots(1, 2, width_ratios=[3, 2])
+    ax.imshow(tile_grid(plan, head), cmap=ListedColormap(["white", "#9ecae1", "#08519c"]), vmin=0, vmax=2)
+    lo, sp, hi = (int(x) for x in (plan.lut_off[h, row], plan.lut_split[h, row], plan.lut_off[h, row + 1]))
+    for i, e in enumerate(range(lo, hi)):
+        ax.text(int(plan.lut_col[e]), row, str(i + 1), ha="center", va="center", fontsize=7,
+                color="white" if e < sp else "black")
+    ax.add_patch(Rectangle((-0.5, row - 0.5), plan.TK, 1, fill=False, ec="#d62728", lw=1.5))
+    ax.set(xlabel=f"key tile ({plan.BN} keys)", ylabel=f"query tile ({plan.BM} queries)",
+           title=title or f"{plan.nnz} tiles of {plan.TQ * plan.TK}; program for row {row} in red")
+    rows = [f"lut_off[{h},{row}] = {lo}", f"lut_split[{h},{row}] = {sp}", f"lut_off[{h},{row + 1}] = {hi}", "",
+            "entry lut_col lut_mask"] + [f"{e:5d} {int(plan.lut_col[e]):7d} {int(plan.lut_mask[e]):8d}" for e in range(lo, hi)]
+    tab.axis("off")
+    tab.text(0, 1, "\n".join(rows[:18] + (["  ..."] if len(rows) > 18 else [])), family="monospace", fontsize=7.5,
+             va="top", transform=tab.transAxes)
+    return fig
+
 # %% ../nbs/03_reference.ipynb #07bb1776
 def blocksparse_materialized(q, k, v, mask, block, scale=None, dtype=torch.float32):
     "Attention by SDD -> row softmax across tiles -> DSD over the tiles `block_layout(mask, block)` lists."
@@ -236,6 +271,37 @@ def validate_pattern(kind, n, stride, c, parts, summaries):
     for p, s in set(zip(parts, summaries)): pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n)
     if kind in ("strided", "fixed") and n % stride:
         raise ValueError(f"n={n} is not a multiple of stride={stride}: the {kind} kernels need n % stride == 0")
+
+# %% ../nbs/04_kernel_forward.ipynb #27b426c8
+def transposed(mask:torch.Tensor, stride:int) -> torch.Tensor:
+    "A mask ([..., n, n]) with its rows and columns read in the strided-transpose order."
+    perm = strided_permutation(mask.shape[-1], stride, device=mask.device)
+    return mask[..., perm, :][..., :, perm]
+
+def gathered(n:int, stride:int, c:int, summary:int|None=None) -> tuple:
+    "The fixed pattern over virtual keys (the n natural ones, then every block's summary cells) and the key rows they read."
+    rows = torch.cat([torch.arange(n), summary_rows(n, stride, c, stride - c if summary is None else summary)])
+    i, j = torch.arange(n)[:, None], torch.arange(rows.numel())[None, :]
+    own = pattern_predicate("fixed", stride=stride, c=c, part=1, n=n)
+    return torch.where(j < n, own(i, j.clamp(max=n - 1)), ((j - n) // c) < (i // stride)), rows
+
+# %% ../nbs/04_kernel_forward.ipynb #87d1ab0d
+def plot_tricks(n:int=64, stride:int=8, c:int=2, block:int=8):
+    "The strided transpose and the fixed summary gather, each before and after, with the tile grid drawn."
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(10, 2.9), layout="constrained")
+    axs = fig.subplots(1, 4, width_ratios=[1, 1, 1, 1 + c / stride])
+    a2 = token_mask("strided", n, stride=stride, part=2)
+    fixed, (virtual, _) = token_mask("fixed", n, stride=stride, c=c), gathered(n, stride, c)
+    panels = [(a2, "stride part, natural order"), (transposed(a2, stride), "after the transpose (row map)"),
+              (fixed, "fixed, natural keys"), (virtual, "fixed, summaries gathered")]
+    for ax, (m, title) in zip(axs, panels):
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1.4, interpolation="nearest")
+        ax.set_xticks([x - 0.5 for x in range(0, m.shape[1] + 1, block)], labels=[])
+        ax.set_yticks([y - 0.5 for y in range(0, m.shape[0] + 1, block)], labels=[])
+        ax.grid(True, color="0.6", lw=0.5)
+        ax.set_title(f"{title}\n{int(block_layout(m, block).sum())} tiles", fontsize=8)
+    return fig
 
 # %% ../nbs/04_kernel_forward.ipynb #d181195d
 def _strided_passes(n, stride, part, block, dev):
