@@ -41,6 +41,16 @@ def _mm(a, b, IEEE: tl.constexpr):
     else:
         return tl.dot(a, b)
 
+# %% ../nbs/04_kernel_forward.ipynb #eeb601d9
+@_jit
+def _lut_row(ORDER, OFF, SPLIT, h, off_h, split_h):
+    "This program's tile (longest table rows first) and its entries: full tiles in [start, split), partly covered ones in [split, end)."
+    t = tl.load(ORDER + tl.program_id(0))
+    start = tl.load(OFF + h * off_h + t)
+    split = tl.load(SPLIT + h * split_h + t)
+    end = tl.load(OFF + h * off_h + t + 1)
+    return t, start, split, end
+
 @_jit
 def _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D: tl.constexpr, BN: tl.constexpr,
               HAS_KVMAP: tl.constexpr):
@@ -51,15 +61,7 @@ def _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D: 
     v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
     return k_tile, v_tile
 
-@_jit
-def _lut_row(ORDER, OFF, SPLIT, h, off_h, split_h):
-    "This program's tile (longest table rows first) and its entries: full tiles in [start, split), partly covered ones in [split, end)."
-    t = tl.load(ORDER + tl.program_id(0))
-    start = tl.load(OFF + h * off_h + t)
-    split = tl.load(SPLIT + h * split_h + t)
-    end = tl.load(OFF + h * off_h + t + 1)
-    return t, start, split, end
-
+# %% ../nbs/04_kernel_forward.ipynb #899dad34
 @_jit
 def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -79,6 +81,7 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
     acc = acc * alpha[:, None] + _mm(p.to(v_tile.dtype), v_tile, IEEE)
     return m_new, l_i, acc
 
+# %% ../nbs/04_kernel_forward.ipynb #96123cf4
 @_jit
 def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, LUT_MASK, MASKS, ORDER,
               sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son, slb, slh, sob2, soh2, son2,
@@ -235,6 +238,7 @@ def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, 
     lse2 = tl.where(lse == float("-inf"), float("inf"), lse * 1.4426950408889634)
     return q_tile, do_tile, lse2, delta
 
+# %% ../nbs/05_kernel_backward.ipynb #3e5d7417
 @_jit
 def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base, l_base,
                qmap_base, sqn, sdn, NQ, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
@@ -255,6 +259,7 @@ def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, M
     dk += _mm(tl.trans(ds.to(q_tile.dtype)), q_tile, IEEE)
     return dk, dv
 
+# %% ../nbs/05_kernel_backward.ipynb #f733e9e1
 @_jit
 def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT, T_ROW, T_MASK, MASKS, T_ORDER,
                    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, slb, slh, skb2, skh2, skn2,
@@ -310,6 +315,7 @@ def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, M
     dq += _mm(ds.to(k_tile.dtype), k_tile, IEEE)
     return dq
 
+# %% ../nbs/05_kernel_backward.ipynb #af1d26a2
 @_jit
 def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, LUT_MASK, MASKS, ORDER,
                  sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, slb, slh, sqb2, sqh2, sqn2,
@@ -340,6 +346,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, L
         dq += tl.load(dq_ptrs, mask=row_ok[:, None], other=0.0)
     tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
 
+# %% ../nbs/05_kernel_backward.ipynb #562f3ad6
 @_jit
 def _attn_bwd_delta(O, DO, DELTA, so_b, so_h, so_n, sd_b, sd_h, sd_n, sl_b, sl_h, H, N,
                     D: tl.constexpr, BM: tl.constexpr):
@@ -385,6 +392,7 @@ def backward_pass(q, k, v, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, 
         idx = kvmap[:, :plan.NK].long()[None, :, :, None].expand(B, H, plan.NK, D)
         dk.scatter_add_(2, idx, dk_v[:, :, :plan.NK]); dv.scatter_add_(2, idx, dv_v[:, :, :plan.NK])
 
+# %% ../nbs/05_kernel_backward.ipynb #d206cc2f
 def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     "Gradients (dq, dk, dv) of the forward over `passes` (TilePlans), in the inputs' dtypes."
     q, k, v, do = _row_major(q), _row_major(k), _row_major(v), _row_major(do)
