@@ -37,7 +37,7 @@ def time_case(kind, backend, batch, mode, whole, iters, compiled_op):
         t = time.perf_counter(); loss = step(); torch.cuda.synchronize(); times.append((time.perf_counter() - t) * 1e3)
     res = dict(ms=statistics.median(times), spread=(min(times), max(times)), warm_s=warm, loss=loss.item(),
                peak_gib=torch.cuda.max_memory_allocated() / 2**30)
-    del model, opt, run; torch.cuda.empty_cache()
+    model = opt = run = None; torch.cuda.empty_cache()
     return res
 
 def main(argv=None):

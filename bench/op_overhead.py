@@ -179,7 +179,7 @@ def model_ops(budget, log):
                 t = time.perf_counter(); step(); torch.cuda.synchronize(); times.append((time.perf_counter() - t) * 1e3)
             res[f"{name} {mode}"] = statistics.median(times)
             log(f"model fixed batch 1 via {name} {mode}: {statistics.median(times):.1f} ms/iter (compile+warm-up {tc:.0f} s)")
-            del model, opt, cm; torch.cuda.empty_cache()
+            model = opt = cm = None; torch.cuda.empty_cache()
     OP.COMPILED_OP = "custom_op"
     return res
 

@@ -5,13 +5,13 @@
 # %% ../nbs/07_model.ipynb #dca3f1f2
 from __future__ import annotations
 import math
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from functools import lru_cache
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .patterns import KINDS, MODES, head_parts, fixed_summaries, token_mask, check_int
-from .plans import SparsePlan, sparse_plan, per_head
+from .patterns import KINDS, MODES, head_parts, fixed_summaries, check_int
+from .plans import sparse_plan, per_head
 from .op import sparse_attention, BACKENDS
 from .kernels import HAS_TRITON, HEAD_DIMS
 from .recompute import recompute

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_reference.ipynb #84a44d69
 from __future__ import annotations
-import dataclasses, math
+import dataclasses
 from collections import OrderedDict
 import torch
 from .patterns import token_mask, block_layout, tile_shape
