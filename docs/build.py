@@ -332,7 +332,8 @@ class Site:
         if opts.get('include', '').lower() == 'false': return None
         if opts.get('echo', '').lower() == 'false': tags.append('remove-input')
         if opts.get('output', '').lower() == 'false': tags.append('remove-output')
-        if opts.get('code-fold', '').lower() in ('true', 'show'): tags.append('hide-input')
+        # code-fold: show (nbdev's `#| exports`) is code the chapter teaches, shown open; only code-fold: true starts folded
+        if opts.get('code-fold', '').lower() == 'true': tags.append('hide-input')
         if opts.get('fig-cap'):
             fig = {'caption': opts['fig-cap']}
             if opts.get('label'): fig['name'] = opts['label']

@@ -359,7 +359,25 @@ def test_processing_honours_directives(tmp_path):
     assert '{py:obj}`token_mask <' in md                                        # links into the API pages
     echo = next(c for c in code if 'ECHO-OUTPUT' in json.dumps(c['outputs']))
     assert 'remove-input' in echo['metadata']['tags']                           # echo: false
-    assert 'SHOWN-DOC' in src and 'hide-input' in next(c for c in code if 'SHOWN-DOC' in c['source'])['metadata']['tags']
-    assert '### shown_export' in md                                            # exports: show_doc + folded code
+    shown = next(c for c in code if 'SHOWN-DOC' in c['source'])
+    assert 'hide-input' not in shown['metadata'].get('tags', [])                # exports: the code is shown open ...
+    assert '### shown_export' in md                                            # ... with its show_doc
     assert 'COMMITTED-OUTPUT' in outs                                           # committed outputs, nothing run
     assert '#|' not in src and '---' not in md and '$a^2 + b^2$' in md
+
+
+def test_kernel_pages_show_kernel_source(driver, server):
+    "The chapters that derive the kernels show them: every @triton.jit function of the package is on its chapter's page."
+    import ast
+    src = {p: (ROOT/'sparse_transformer_edu'/p).read_text() for p in ('kernels.py',)}
+    jitted = [n.name for t in src.values() for n in ast.parse(t).body
+              if isinstance(n, ast.FunctionDef) and any(getattr(d, 'id', None) == '_jit' for d in n.decorator_list)]
+    assert len(jitted) >= 8, jitted
+    text = ''
+    for page in ('kernel_forward.html', 'kernel_backward.html'):
+        _open(driver, f'{server}/{page}')
+        text += driver.execute_script('return document.querySelector("article").innerText')
+    missing = [name for name in jitted if f'def {name}(' not in text]
+    assert not missing, f'kernels not shown on the chapter pages: {missing}'
+    for piece in ('tl.program_id', 'tl.dot', 'tl.load', 'tl.store', '@_jit'):
+        assert piece in text, piece
