@@ -185,6 +185,13 @@ def test_navigation_lists_chapters_in_order(driver, server, book):
     chapters = [d for d in book['docs'] if d != 'index']
     listed = [p[:-len('.html')] for p in pages if p[:-len('.html')] in chapters]
     assert listed == chapters, f'navigation lists {listed}, expected {chapters}'
+    titles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal')).map(a => a.textContent.trim())")
+    numbered = {p: t for p, t in zip(pages, titles) if p[:-len('.html')] in chapters}
+    files = {build.docname(p): p.name for p in build.Site().paths}
+    wrong = {p: t for p, t in numbered.items() if re.match(r'^\d+_', files[p[:-len('.html')]])
+             and not t.startswith(files[p[:-len('.html')]].split('_')[0] + ' ')}
+    assert not wrong, f'sidebar titles without their chapter number: {wrong}'
     assert 'index.html' in pages or '' in pages, 'the front page is not in the navigation'
     assert 'api/index.html' in pages, 'the API reference is not in the navigation'
 
@@ -224,6 +231,38 @@ def test_search_finds_an_exported_function(driver, server, book):
     paths = [urlparse(h).path.lstrip('/') for h in hrefs]
     assert page in paths, f'searching for {name!r} did not find {page}; found {paths}'
     assert not _severe(driver)
+
+
+def test_search_results_quote_the_pages(driver, server):
+    "Text results carry a snippet from the page's article that contains the term, not the sidebar's contents."
+    from selenium.webdriver.support.ui import WebDriverWait
+    _open(driver, server + 'search.html?q=softmax')
+    WebDriverWait(driver, 30).until(lambda d: len(d.find_elements('css selector', '#search-results li p.context')) >= 3)
+    snippets = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#search-results li p.context')).map(p => p.textContent)")
+    assert all('softmax' in s.lower() for s in snippets[:5]), snippets[:5]
+    assert not any(re.search(r'\bContents\b|Light Dark', s) for s in snippets), snippets
+    assert not _severe(driver)
+
+
+def test_download_button_gives_the_notebook(server, book):
+    "Each chapter's download button links to the course notebook itself, with every cell of the one in nbs/."
+    import json
+    for p, doc in build.Site().docs.items():
+        html = (SITE/f'{doc}.html').read_text(encoding='utf-8')
+        m = re.search(r'href="([^"]+)"[^>]*\n?[^>]*btn-download-source-button', html)
+        assert m and m.group(1) == f'_sources/{doc}.ipynb', f'{doc}: download button links to {m and m.group(1)!r}'
+        with urlopen(server + m.group(1), timeout=30) as r: got = json.loads(r.read())
+        assert len(got['cells']) == len(json.loads(p.read_text(encoding='utf-8'))['cells']), doc
+
+
+def test_entries_show_signatures_as_written(site):
+    "No annotation inferred from a default, no catch-all `(*args, **kwargs)`, no docstring inherited from a base."
+    bad = {r'NoneType': 'an annotation inferred from a default of None', r'Call self as a function': 'a foreign docstring',
+           r'(class|def|exception) \w+\(\s*\*args, \*\*kwargs\s*\)': 'a catch-all constructor signature'}
+    problems = [f'{f.name}: {why}' for f in sorted(SITE.glob('*.html')) + sorted((SITE/'api').glob('*.html'))
+                for needle, why in bad.items() if re.search(needle, re.sub(r'<[^>]+>', '', f.read_text(encoding='utf-8')))]
+    assert not problems, '\n'.join(problems[:40])
 
 
 # --- links, crawled without the browser
