@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_recompute.ipynb #6b0a7014
 from __future__ import annotations
-import math
+import warnings
 from contextlib import contextmanager
 import torch
 from torch import nn
@@ -63,7 +63,10 @@ def cpu_peak_bytes(fn) -> int:
     "Peak of CPU memory allocated by PyTorch while `fn()` runs, above the level when it started."
     from torch.profiler import profile, ProfilerActivity
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_stderr(): prof.start()
+    with _quiet_stderr(), warnings.catch_warnings():
+        # each call has a profiler of its own, so there are no events of earlier cycles to lose
+        warnings.filterwarnings("ignore", message=".*Profiler clears events")
+        prof.start()
     try: fn()
     finally:
         with _quiet_stderr(): prof.stop()
