@@ -361,6 +361,7 @@ class Site:
         if opts.get('echo', '').lower() == 'false': tags.append('remove-input')
         if opts.get('output', '').lower() == 'false': tags.append('remove-output')
         if opts.get('code-fold', '').lower() in ('true', 'show'): tags.append('hide-input')
+        if (meta.pop('jupyter', None) or {}).get('outputs_hidden'): tags.append('hide-output')   # collapsed in Jupyter too
         if opts.get('fig-cap'):
             fig = {'caption': opts['fig-cap']}
             if opts.get('label'): fig['name'] = opts['label']

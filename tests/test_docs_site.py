@@ -379,6 +379,7 @@ def test_processing_honours_directives(tmp_path):
         _cell('code', '#| echo: false\nprint("ECHO-SOURCE")', _stream('ECHO-OUTPUT\n')),
         _cell('code', '#| exports\ndef shown_export(y):\n    "SHOWN-DOC"\n    return y'),
         _cell('code', 'raise RuntimeError("this notebook must not run")', _stream('COMMITTED-OUTPUT\n')),
+        dict(_cell('code', 'print("LONG-LOG")', _stream('COLLAPSED-OUTPUT\n')), metadata={'jupyter': {'outputs_hidden': True}}),
         _cell('code', '#| hide\nimport nbdev; nbdev.nbdev_export()'),
     ])
     p = tmp_path/'42_madeup.ipynb'
@@ -401,4 +402,6 @@ def test_processing_honours_directives(tmp_path):
     assert 'SHOWN-DOC' in src and 'hide-input' in next(c for c in code if 'SHOWN-DOC' in c['source'])['metadata']['tags']
     assert '### shown_export' in md                                            # exports: show_doc + folded code
     assert 'COMMITTED-OUTPUT' in outs                                           # committed outputs, nothing run
+    log = next(c for c in code if 'COLLAPSED-OUTPUT' in json.dumps(c['outputs']))
+    assert 'hide-output' in log['metadata']['tags']                             # collapsed in Jupyter: folded here
     assert '#|' not in src and '---' not in md and '$a^2 + b^2$' in md
