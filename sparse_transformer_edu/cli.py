@@ -4,14 +4,13 @@
 
 # %% ../nbs/12_cli.ipynb #95bc2543
 from __future__ import annotations
-import argparse, math, os, sys, time
-from dataclasses import asdict
+import argparse, sys, time
 from pathlib import Path
 import torch
 from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
 from .patterns import KINDS, MODES
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
-                                          lm_batches, LN2, PRECISIONS)
+                                          lm_batches, PRECISIONS)
 from .sample import generate, show_images
 from . import data as D
 

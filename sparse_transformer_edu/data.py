@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_data.ipynb #f0231033
 from __future__ import annotations
-import hashlib, io, math, os, pickle, sysconfig, tarfile, urllib.request, zipfile
+import hashlib, io, os, pickle, sysconfig, tarfile, urllib.request, zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path

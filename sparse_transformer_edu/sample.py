@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .model import SparseTransformer, SparseTransformerConfig, attended_positions
+from .model import SparseTransformer, attended_positions
 from .kernels import _per_head
 
 # %% auto #0

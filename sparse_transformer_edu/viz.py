@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap, BoundaryNorm
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter, LogLocator
 from .patterns import (
-    KINDS, pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, _check_int)
+    pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, _check_int)
 
 # %% auto #0
 __all__ = ['CLASSES', 'FUTURE', 'UNREACHED', 'TWO_HOPS', 'DIRECT1', 'DIRECT2', 'QUERY', 'COLORS', 'CMAP', 'NORM', 'LSE_BYTES',

@@ -3,7 +3,7 @@
 Builds the site with `python docs/build.py`, serves _site/ on 127.0.0.1 from a thread, and drives Debian's headless
 Chromium (selenium + /usr/bin/chromedriver) through it. Without Chromium the tests skip, except under CI=true,
 where they fail. Screenshots of the front page and of the first chapter go to test-artifacts/."""
-import importlib, importlib.util, inspect, os, re, shutil, subprocess, sys, threading, time
+import importlib, importlib.util, inspect, os, re, subprocess, sys, threading, time
 from functools import partial
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -33,8 +33,7 @@ build = _load_builder()
 
 
 def _browser_missing():
-    try: import selenium  # noqa: F401
-    except ImportError: return 'selenium is not installed (pip install selenium)'
+    if importlib.util.find_spec('selenium') is None: return 'selenium is not installed (pip install selenium)'
     for p in (CHROMIUM, CHROMEDRIVER):
         if not Path(p).exists(): return f'{p} not found (apt-get install -y chromium chromium-driver)'
     return None
