@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from fastcore.basics import patch
 from .model import SparseTransformer, SparseTransformerConfig
 from .data import get_batch as data_batch
 
@@ -215,7 +216,8 @@ class Trainer:
         return self._slice(x), self._slice(y)
 
 # %% ../nbs/09_train.ipynb #3893b537
-def _compute_grads(self:Trainer) -> float:
+@patch
+def compute_grads(self:Trainer) -> float:
     "Accumulate gradients over `accum` micro-batches; return the mean loss in nats."
     self.net.train()
     self.opt.zero_grad(set_to_none=True)
@@ -229,7 +231,8 @@ def _compute_grads(self:Trainer) -> float:
         total = total + loss.detach().double()
     return total.item()
 
-def _train_step(self:Trainer) -> float:
+@patch
+def train_step(self:Trainer) -> float:
     "One optimizer step; returns the mean training loss over processes, in nats."
     loss = self.compute_grads()
     self.scaler.unscale_(self.opt)
@@ -243,11 +246,10 @@ def _train_step(self:Trainer) -> float:
     for k, v in zip(("step", "loss", "lr"), (self.step, loss, lr)): self.history[k].append(v)
     return loss
 
-Trainer.compute_grads, Trainer.train_step = _compute_grads, _train_step
-
 # %% ../nbs/09_train.ipynb #3ed98c7f
+@patch
 @torch.no_grad()
-def _evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
+def evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
     "Mean loss in bits and accuracy over `batches` fixed batches of `split`."
     self.net.eval()
     gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
@@ -263,8 +265,6 @@ def _evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
     nats, correct, count = (_all_mean(v) for v in (nats, correct, count))
     return {"step": self.step, "bits": nats / count / LN2, "acc": correct / count}
 
-Trainer.evaluate = _evaluate
-
 # %% ../nbs/09_train.ipynb #8e970fc8
 def config_from_checkpoint(ck:dict, path="checkpoint") -> SparseTransformerConfig:
     "The model configuration stored in checkpoint `ck`, or `CheckpointError`."
@@ -278,7 +278,9 @@ def check_model_config(ck:dict, cfg:SparseTransformerConfig, path="checkpoint"):
     diff = [f"{k}={getattr(got, k)!r} (this run: {getattr(cfg, k)!r})" for k in asdict(cfg) if getattr(got, k) != getattr(cfg, k)]
     if diff: raise CheckpointError(f"checkpoint {str(path)!r} is incompatible with this model: it has {', '.join(diff)}")
 
-def _state_dict(self:Trainer) -> dict:
+@patch
+def state_dict(self:Trainer) -> dict:
+    "Everything a checkpoint holds: both configurations, weights, optimizer, schedule, scaler, step, history, random streams."
     rng = rng_state(self.data_gen)
     if self.world > 1:
         per_rank = [None] * self.world
@@ -289,13 +291,15 @@ def _state_dict(self:Trainer) -> dict:
             "scaler": self.scaler.state_dict(), "step": self.step, "history": self.history, "evals": self.evals,
             "rng": rng, "world": self.world}
 
-def _save(self:Trainer, path=None):
+@patch
+def save(self:Trainer, path=None):
     "Write a checkpoint (from rank 0) to `path` or `cfg.ckpt_path`."
     state = self.state_dict()  # every rank takes part in the gather
     if self.rank == 0: save_checkpoint(state, path or self.cfg.ckpt_path)
     if dist.is_initialized(): dist.barrier()
 
-def _resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
+@patch
+def resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
     "Restore this run from a checkpoint written by `save` (or from `ck`, already loaded from `path`); the model's configuration must match."
     ck = load_checkpoint(path) if ck is None else ck
     check_model_config(ck, self.model.cfg, path)
@@ -316,10 +320,9 @@ def _resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
     set_rng_state(rng, self.data_gen)
     return self
 
-Trainer.state_dict, Trainer.save, Trainer.resume = _state_dict, _save, _resume
-
 # %% ../nbs/09_train.ipynb #ac2db55a
-def _fit(self:Trainer, callback=None) -> Trainer:
+@patch
+def fit(self:Trainer, callback=None) -> Trainer:
     "Train until `cfg.steps`, evaluating and checkpointing on schedule."
     cfg = self.cfg
     bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or self.rank != 0,
@@ -335,8 +338,6 @@ def _fit(self:Trainer, callback=None) -> Trainer:
         if callback is not None: callback(self)
     bar.close()
     return self
-
-Trainer.fit = _fit
 
 # %% ../nbs/09_train.ipynb #285d301d
 def plot_history(history:dict, evals:list=(), baseline:float|None=None, title:str="Training", ax=None):
