@@ -34,7 +34,10 @@ def reference_output(q, k, v, kind, heads=2, **kw):
     mask = pattern_predicate(kind, n=N, **kw)(torch.arange(N, device=q.device)[:, None], torch.arange(N, device=q.device)[None, :])
     return attention_reference(q[:, :heads], k[:, :heads], v[:, :heads], mask)[0]
 
-def reference_check(out, ref):
+def reference_check(
+    out,  # [B, H, N, D] output to check
+    ref,  # `reference_output` on the same inputs
+):
     "Relative error of `out` against `reference_output`, on the heads the reference has."
     return rel_err(out[:, :ref.shape[1]], ref)
 
@@ -126,7 +129,9 @@ def run_benchmarks(ns=(4096, 16384, 65536), patterns=("fixed", "strided", "dense
     return rows
 
 # %% ../nbs/11_benchmarks.ipynb #eb94272d
-def summarize(rows):
+def summarize(
+    rows,  # rows from `run_benchmarks`
+):
     "Add speed-ups over SDPA and over the best FlexAttention run of the same pattern, N and pass."
     out = []
     for r in rows:
@@ -136,7 +141,9 @@ def summarize(rows):
         out.append(dict(r, x_sdpa=sdpa / r["ms"], x_flex=(min(flex) / r["ms"]) if flex else float("nan")))
     return out
 
-def format_table(table) -> str:
+def format_table(
+    table,  # rows from `summarize` (or `load_table`)
+) -> str:
     "The summary as fixed-width text."
     head = f"{'N':>6} {'pass':8} {'implementation':22} {'ms':>9} {'x SDPA':>7} {'x Flex':>7} {'TFLOP/s':>8} {'rel err':>8}"
     lines = [head, "-" * len(head)]
@@ -152,7 +159,11 @@ def device_line() -> str:
     return f"{name}, torch {torch.__version__}, triton {triton.__version__}, {time.strftime('%Y-%m-%d', time.gmtime())}"
 
 # %% ../nbs/11_benchmarks.ipynb #c11save
-def save_table(table, path, device:str|None=None):
+def save_table(
+    table,                 # rows from `summarize` (or `load_table`)
+    path,                  # CSV file to write; its folder is created
+    device:str|None=None,  # the card and versions (default: this machine's `device_line`)
+):
     "Write summarized rows to CSV, each with the `device_line` it was measured with."
     device = device or device_line()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -166,12 +177,16 @@ def _number(s:str):
         except ValueError: pass
     return s
 
-def load_table(path) -> list[dict]:
+def load_table(
+    path,  # CSV file `save_table` wrote
+) -> list[dict]:
     "Rows written by `save_table`, numbers as numbers."
     with open(path, newline="") as f: return [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 # %% ../nbs/11_benchmarks.ipynb #27c61a40
-def impl_colors(impls) -> dict:
+def impl_colors(
+    impls,  # implementation names (repeats allowed)
+) -> dict:
     "One colour per implementation, the same in every panel and figure: SDPA black, then ours, then the peers."
     names = sorted(set(impls), key=lambda s: (not s.startswith("SDPA"), not s.startswith("ours"), s))
     others = [n for n in names if not n.startswith("SDPA")]
@@ -181,7 +196,9 @@ def _line_style(impl:str) -> dict:
     if impl.startswith("SDPA"): return dict(ls="--", marker="")
     return dict(ls="-", marker="o") if impl.startswith("ours") else dict(ls=":", marker="s")
 
-def plot_results(table):
+def plot_results(
+    table,  # rows from `summarize` (or `load_table`)
+):
     "Median ms against N (log-log) and speed-up over SDPA against N, for each pass; one colour per implementation."
     import matplotlib.figure
     colors = impl_colors(r["impl"] for r in table)
@@ -203,7 +220,9 @@ def plot_results(table):
     return fig
 
 # %% ../nbs/11_benchmarks.ipynb #c11dens
-def density_points(table) -> list[tuple]:
+def density_points(
+    table,  # rows from `summarize` (or `load_table`)
+) -> list[tuple]:
     "(impl, N, pass, fraction of our dense kernel's work, speed-up over it) for our sparse rows, from the table alone."
     work = lambda r: r["tflops"] * r["ms"]   # TFLOP/s x ms: the FLOPs the row counts, up to a constant
     pts = []
@@ -218,7 +237,11 @@ def _renderer(fig):
     if not hasattr(fig.canvas, "get_renderer"): FigureCanvasAgg(fig)
     return fig.canvas.get_renderer()
 
-def spread_labels(fig, labels, pad:float=1.0) -> int:
+def spread_labels(
+    fig,            # the figure the labels are drawn in
+    labels,         # annotations, each placed by an offset in points
+    pad:float=1.0,  # smallest gap between two labels, in pixels
+) -> int:
     "Move annotation `labels` up, as drawn, until no two overlap; returns how many moved."
     r, placed, moved = _renderer(fig), [], 0
     for t in sorted(labels, key=lambda t: t.get_window_extent(r).y0):
@@ -233,7 +256,9 @@ def spread_labels(fig, labels, pad:float=1.0) -> int:
         placed.append(t.get_window_extent(r))
     return moved
 
-def plot_density(table):
+def plot_density(
+    table,  # rows from `summarize` (or `load_table`)
+):
     "Speed-up over our own dense kernel against the fraction of its work computed, with the ideal 1/density."
     import matplotlib.figure
     pts, colors = density_points(table), impl_colors(r["impl"] for r in table)
@@ -259,8 +284,15 @@ def plot_density(table):
 # %% ../nbs/11_benchmarks.ipynb #c11roof
 PEAK_TFLOPS, COPY_TBS = 700.0, 4.0   # the H200's bf16 matrix product and device copy, measured (see the protocol)
 
-def roofline(table, peak_tflops:float=PEAK_TFLOPS, copy_tbs:float=COPY_TBS, B:int=1, H:int=16, D:int=64,
-             elem_bytes:int=2) -> list[dict]:
+def roofline(
+    table,                          # rows from `summarize` (or `load_table`)
+    peak_tflops:float=PEAK_TFLOPS,  # the card's bf16 matrix-product rate
+    copy_tbs:float=COPY_TBS,        # the card's copy bandwidth, in TB/s
+    B:int=1,                        # batch size
+    H:int=16,                       # heads
+    D:int=64,                       # head dimension
+    elem_bytes:int=2,               # bytes per element (2 for bf16)
+) -> list[dict]:
     "For each row that counts its FLOPs: share of peak, the compute and memory floors, and how far above them it ran."
     out = []
     for r in table:
@@ -272,7 +304,9 @@ def roofline(table, peak_tflops:float=PEAK_TFLOPS, copy_tbs:float=COPY_TBS, B:in
                         compute_ms=compute, memory_ms=memory, above=r["ms"] / max(compute, memory)))
     return out
 
-def format_roofline(rows) -> str:
+def format_roofline(
+    rows,  # rows from `roofline`
+) -> str:
     "The roofline rows as fixed-width text."
     head = f"{'N':>6} {'pass':8} {'implementation':22} {'ms':>8} {'TFLOP/s':>8} {'% peak':>7} {'compute ms':>10} {'memory ms':>9} {'x floor':>7}"
     return "\n".join([head, "-" * len(head)] + [
@@ -280,7 +314,9 @@ def format_roofline(rows) -> str:
         f"{r['compute_ms']:10.3f} {r['memory_ms']:9.3f} {r['above']:7.1f}" for r in rows])
 
 # %% ../nbs/11_benchmarks.ipynb #976baa7d
-def main(argv=None) -> int:
+def main(
+    argv=None,  # the arguments (default: the command line)
+) -> int:
     "Command line: run the benchmark protocol on the GPU and write the table and plots."
     ap = argparse.ArgumentParser(prog="python -m sparse_transformer_edu.bench", description="Benchmark the sparse attention kernels against SDPA and FlexAttention.")
     ap.add_argument("--n", type=int, nargs="+", default=[4096, 16384, 65536], help="sequence lengths")

@@ -18,13 +18,19 @@ __all__ = ['ENWIK8_URL', 'ENWIK8_MD5', 'ENWIK8_SPLIT', 'CIFAR10_URL', 'CIFAR10_M
            'stdlib_corpus', 'split_bytes', 'stdlib_splits', 'routing_task', 'get_batch']
 
 # %% ../nbs/08_data.ipynb #a8e01b2d
-def unigram_entropy(data:torch.Tensor) -> float:
+def unigram_entropy(
+    data:torch.Tensor,  # uint8 tensor of bytes
+) -> float:
     "Entropy in bits per byte of the byte frequencies of `data` (a uint8 tensor)."
     counts = torch.bincount(_as_bytes(data, "data").reshape(-1).long(), minlength=256).double()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log2()).sum())
 
-def unigram_cross_entropy(train:torch.Tensor, test:torch.Tensor, alpha:float=1.0) -> float:
+def unigram_cross_entropy(
+    train:torch.Tensor,  # bytes whose frequencies make the model
+    test:torch.Tensor,   # bytes to score
+    alpha:float=1.0,     # add-alpha smoothing, so that a byte unseen in train has a finite cost
+) -> float:
     "Bits per byte of `test` under the byte frequencies of `train`, add-`alpha` smoothed: the baseline to beat."
     if not alpha >= 0: raise ValueError(f"alpha={alpha!r} is not allowed: alpha must be >= 0")
     counts = torch.bincount(_as_bytes(train, "train").reshape(-1).long(), minlength=256).double() + alpha
@@ -44,19 +50,24 @@ def _as_bytes(data, name):
 @dataclass(frozen=True)
 class DataSpec:
     "What a data set is: name, split sizes, metric unit, example length and unigram baseline."
-    name: str
-    sizes: dict = field(default_factory=dict)
-    unit: str = "byte"
-    example_len: int|None = None
-    vocab_size: int = 256
-    unigram_bits: float|None = None
+    name: str                                  # name of the data set
+    sizes: dict = field(default_factory=dict)  # split name -> number of positions
+    unit: str = "byte"                         # what one position is: "byte" or "dim"
+    example_len: int|None = None               # positions per example, if examples have a fixed length
+    vocab_size: int = 256                      # distinct values a position takes
+    unigram_bits: float|None = None            # entropy of the training split's byte frequencies, in bits per position
     def __repr__(self):
         sizes = ", ".join(f"{k} {v:,}" for k, v in self.sizes.items())
         ex = f", {self.example_len:,} {self.unit}s per example" if self.example_len else ""
         h = f", unigram {self.unigram_bits:.3f} bits/{self.unit}" if self.unigram_bits is not None else ""
         return f"DataSpec({self.name}: {sizes} {self.unit}s{ex}{h})"
 
-def data_spec(name:str, splits:dict, unit:str="byte", example_len:int|None=None) -> DataSpec:
+def data_spec(
+    name:str,                   # name of the data set
+    splits:dict,                # split name -> uint8 tensor, or (images, labels)
+    unit:str="byte",            # what one position is: "byte" or "dim"
+    example_len:int|None=None,  # length of one example, if fixed (3,072 for CIFAR)
+) -> DataSpec:
     "Summarise `splits` (name -> uint8 tensor, or (images, labels)) as a `DataSpec`."
     xs = {k: (v[0] if isinstance(v, tuple) else v) for k, v in splits.items()}
     train = xs.get("train", next(iter(xs.values())))
@@ -86,7 +97,10 @@ def _split(data, sizes, what):
     for k, v in sizes.items(): out[k], start = data[start:start + v], start + v
     return out
 
-def read_enwik8(path="data", split:dict=ENWIK8_SPLIT) -> dict:
+def read_enwik8(
+    path="data",              # `enwik8.zip`, the raw `enwik8`, or a folder holding either
+    split:dict=ENWIK8_SPLIT,  # split name -> bytes, taken in order (the standard 90M/5M/5M by default)
+) -> dict:
     "The enwik8 splits as uint8 tensors, read from `enwik8.zip`, the raw `enwik8`, or a folder holding either."
     p = _find(path, ("enwik8.zip", "enwik8"), "enwik8",
               f"download it with `sparse_transformer_edu.data.download_enwik8({str(path)!r})` or from {ENWIK8_URL}")
@@ -122,7 +136,12 @@ def _md5(f) -> str:
 def _enwik8_member_md5(p) -> str:
     with zipfile.ZipFile(p) as z, z.open("enwik8") as f: return _md5(f)
 
-def download_enwik8(dest="data", url:str=ENWIK8_URL, md5:str=ENWIK8_MD5, progress:bool=True) -> Path:
+def download_enwik8(
+    dest="data",         # folder to download into (created if missing)
+    url:str=ENWIK8_URL,  # where to fetch `enwik8.zip`
+    md5:str=ENWIK8_MD5,  # expected md5 of the member `enwik8`
+    progress:bool=True,  # show a progress bar (with tqdm)
+) -> Path:
     "Download `enwik8.zip` into `dest`, keeping it only if its member's md5 is `md5`; returns its path."
     dest = Path(dest).expanduser(); dest.mkdir(parents=True, exist_ok=True)
     final, part = dest / "enwik8.zip", dest / "enwik8.zip.part"
@@ -139,7 +158,9 @@ def download_enwik8(dest="data", url:str=ENWIK8_URL, md5:str=ENWIK8_MD5, progres
     return final
 
 # %% ../nbs/08_data.ipynb #a9877692
-def planar_to_interleaved(data) -> torch.Tensor:
+def planar_to_interleaved(
+    data,  # uint8 rows [N, 3*H*W]: the R plane, then G, then B
+) -> torch.Tensor:
     "CIFAR rows [N, 3*H*W], channel-planar, as byte sequences in raster order with channels fastest."
     data = torch.as_tensor(np.asarray(data))
     if data.dtype != torch.uint8 or data.dim() != 2 or data.shape[1] % 3:
@@ -178,7 +199,9 @@ def _cifar_members(path):
         return {Path(m.name).name: t.extractfile(m).read() for m in t.getmembers()
                 if m.isfile() and Path(m.name).parent.name == _CIFAR_DIR}
 
-def read_cifar10(path="data") -> dict:
+def read_cifar10(
+    path="data",  # `cifar-10-python.tar.gz`, the extracted `cifar-10-batches-py`, or a folder holding either
+) -> dict:
     "CIFAR-10 as {'train': (x, y), 'test': (x, y)}: x uint8 [N, 3072] in raster order with channels fastest, y int64 [N]."
     files = _cifar_members(path)
     want = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -196,7 +219,12 @@ def read_cifar10(path="data") -> dict:
         out[split] = (torch.cat(xs), torch.cat(ys))
     return out
 
-def download_cifar10(dest="data", url:str=CIFAR10_URL, md5:str=CIFAR10_MD5, progress:bool=True) -> Path:
+def download_cifar10(
+    dest="data",          # folder to download into (created if missing)
+    url:str=CIFAR10_URL,  # where to fetch the archive
+    md5:str=CIFAR10_MD5,  # expected md5 of the archive
+    progress:bool=True,   # show a progress bar (with tqdm)
+) -> Path:
     "Download `cifar-10-python.tar.gz` into `dest`, keeping it only if its md5 is `md5`; returns its path."
     dest = Path(dest).expanduser(); dest.mkdir(parents=True, exist_ok=True)
     final, part = dest / "cifar-10-python.tar.gz", dest / "cifar-10-python.tar.gz.part"
@@ -213,7 +241,9 @@ def download_cifar10(dest="data", url:str=CIFAR10_URL, md5:str=CIFAR10_MD5, prog
 STDLIB_EXCLUDE = ("site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__")
 STDLIB_SPLIT = (0.9, 0.05, 0.05)
 
-def stdlib_files(root=None) -> list[str]:
+def stdlib_files(
+    root=None,  # folder to list (default: this Python's standard library)
+) -> list[str]:
     "Sorted relative paths of the *.py files of the standard library (or of `root`), test and third-party folders left out."
     root = Path(root or sysconfig.get_paths()["stdlib"])
     found = []
@@ -232,7 +262,10 @@ def _stdlib_bytes(root:str, max_bytes:int) -> bytes:
         out.append(b); total += len(b)
     return b"".join(out)[:max_bytes]
 
-def stdlib_corpus(max_bytes:int=8_000_000, root=None) -> torch.Tensor:
+def stdlib_corpus(
+    max_bytes:int=8_000_000,  # length of the corpus in bytes
+    root=None,                # folder to read (default: this Python's standard library)
+) -> torch.Tensor:
     "The first `max_bytes` bytes of the concatenated standard-library sources, as a uint8 tensor."
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"max_bytes={max_bytes!r} is not allowed: max_bytes must be an integer >= 1")
@@ -242,7 +275,11 @@ def stdlib_corpus(max_bytes:int=8_000_000, root=None) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 # %% ../nbs/08_data.ipynb #bf57b947
-def split_bytes(data:torch.Tensor, fractions=STDLIB_SPLIT, names=("train", "valid", "test")) -> dict:
+def split_bytes(
+    data:torch.Tensor,                 # 1-D tensor to split
+    fractions=STDLIB_SPLIT,            # share of each split; they sum to 1
+    names=("train", "valid", "test"),  # name of each split
+) -> dict:
     "Contiguous splits of `data` with the given fractions (the last split takes the remainder)."
     if len(fractions) != len(names) or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions={tuple(fractions)!r} is not allowed: give {len(names)} non-negative fractions summing to 1")
@@ -251,12 +288,22 @@ def split_bytes(data:torch.Tensor, fractions=STDLIB_SPLIT, names=("train", "vali
     cuts.append(n)
     return {k: data[a:b] for k, a, b in zip(names, cuts[:-1], cuts[1:])}
 
-def stdlib_splits(max_bytes:int=8_000_000, root=None) -> dict:
+def stdlib_splits(
+    max_bytes:int=8_000_000,  # length of the whole corpus in bytes
+    root=None,                # folder to read (default: this Python's standard library)
+) -> dict:
     "The embedded corpus split 90/5/5 into train, valid and test."
     return split_bytes(stdlib_corpus(max_bytes, root))
 
 # %% ../nbs/08_data.ipynb #74e7b482
-def routing_task(n_samples:int, seq_len:int, stride:int, k:int=2, vocab:int=16, seed:int=0):
+def routing_task(
+    n_samples:int,  # number of sequences
+    seq_len:int,    # tokens per sequence
+    stride:int,     # the stride l
+    k:int=2,        # strides back the target is: it lies k*stride positions back
+    vocab:int=16,   # distinct tokens
+    seed:int=0,     # seed of the generator: same seed, same data
+):
     "Random token sequences whose target at position i is the input at i - k*stride; returns inputs, targets, scored mask."
     for name, v, lo in (("n_samples", n_samples, 1), ("seq_len", seq_len, 2), ("stride", stride, 1), ("k", k, 1), ("vocab", vocab, 2)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
@@ -273,7 +320,13 @@ def routing_task(n_samples:int, seq_len:int, stride:int, k:int=2, vocab:int=16, 
     return inputs, targets, mask
 
 # %% ../nbs/08_data.ipynb #12c02b3f
-def get_batch(data:torch.Tensor, batch_size:int, context:int, generator:torch.Generator|None=None, device=None):
+def get_batch(
+    data:torch.Tensor,                  # 1-D uint8 tensor to draw windows from
+    batch_size:int,                     # windows per batch
+    context:int,                        # inputs per window
+    generator:torch.Generator|None=None,  # source of the start positions (default: torch's global one)
+    device=None,                        # device of the returned tensors
+):
     "Random windows of `data` (1-D uint8): inputs [batch, context] and next-byte targets, both int64."
     _as_bytes(data, "data")
     for name, v in (("batch_size", batch_size), ("context", context)):
