@@ -14,8 +14,8 @@ import torch
 # %% auto #0
 __all__ = ['ENWIK8_URL', 'ENWIK8_MD5', 'ENWIK8_SPLIT', 'CIFAR10_URL', 'CIFAR10_MD5', 'CIFAR10_CLASSES', 'STDLIB_EXCLUDE',
            'STDLIB_SPLIT', 'unigram_entropy', 'unigram_cross_entropy', 'DataSpec', 'data_spec', 'read_enwik8',
-           'download_enwik8', 'planar_to_interleaved', 'read_cifar10', 'download_cifar10', 'stdlib_files',
-           'stdlib_corpus', 'split_bytes', 'stdlib_splits', 'routing_task', 'get_batch']
+           'download_verified', 'download_enwik8', 'planar_to_interleaved', 'read_cifar10', 'download_cifar10',
+           'stdlib_files', 'stdlib_corpus', 'split_bytes', 'stdlib_splits', 'routing_task', 'get_batch']
 
 # %% ../nbs/08_data.ipynb #a8e01b2d
 def unigram_entropy(
@@ -133,8 +133,39 @@ def _md5(f) -> str:
     while chunk := f.read(1 << 20): h.update(chunk)
     return h.hexdigest()
 
+def _file_md5(p) -> str:
+    with open(p, "rb") as f: return _md5(f)
+
 def _enwik8_member_md5(p) -> str:
-    with zipfile.ZipFile(p) as z, z.open("enwik8") as f: return _md5(f)
+    "md5 of the member `enwik8` of zip `p`; a ValueError when `p` is not a zip holding it."
+    try:
+        with zipfile.ZipFile(p) as z, z.open("enwik8") as f: return _md5(f)
+    except (zipfile.BadZipFile, KeyError) as e: raise ValueError(f"not a zip holding 'enwik8' ({e})") from None
+
+def download_verified(
+    url:str,              # where to fetch the file
+    path,                 # where to keep it; its folder is created
+    md5:str,              # the digest the file must have
+    digest=_file_md5,     # file path -> its digest; a ValueError says the file is not what it should be
+    what:str="md5",       # what `digest` computes, for the error message
+    progress:bool=True,   # show a progress bar (with tqdm)
+) -> Path:
+    "Fetch `url` to `path` through a temporary file, kept only if `digest(file) == md5`; a good copy is not fetched again."
+    path = Path(path).expanduser(); path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    try:
+        if path.exists() and digest(path) == md5: return path
+    except ValueError: pass   # a damaged copy: fetch it again
+    _fetch(url, part, progress)
+    try: got = digest(part)
+    except ValueError as e:
+        part.unlink(missing_ok=True)
+        raise ValueError(f"the download from {url} is {e}") from None
+    if got != md5:
+        part.unlink(missing_ok=True)
+        raise ValueError(f"checksum mismatch for {url}: {what} is {got}, expected md5={md5}")
+    os.replace(part, path)   # atomic: a reader sees no file or the whole, verified one
+    return path
 
 def download_enwik8(
     dest="data",         # folder to download into (created if missing)
@@ -143,19 +174,7 @@ def download_enwik8(
     progress:bool=True,  # show a progress bar (with tqdm)
 ) -> Path:
     "Download `enwik8.zip` into `dest`, keeping it only if its member's md5 is `md5`; returns its path."
-    dest = Path(dest).expanduser(); dest.mkdir(parents=True, exist_ok=True)
-    final, part = dest / "enwik8.zip", dest / "enwik8.zip.part"
-    if final.exists() and zipfile.is_zipfile(final) and _enwik8_member_md5(final) == md5: return final
-    _fetch(url, part, progress)
-    try: got = _enwik8_member_md5(part)
-    except (zipfile.BadZipFile, KeyError) as e:
-        part.unlink(missing_ok=True)
-        raise ValueError(f"the download from {url} is not a zip holding 'enwik8' ({e})") from None
-    if got != md5:
-        part.unlink(missing_ok=True)
-        raise ValueError(f"checksum mismatch for {url}: md5 of member 'enwik8' is {got}, expected md5={md5}")
-    os.replace(part, final)
-    return final
+    return download_verified(url, Path(dest) / "enwik8.zip", md5, _enwik8_member_md5, "md5 of member 'enwik8'", progress)
 
 # %% ../nbs/08_data.ipynb #a9877692
 def planar_to_interleaved(
@@ -226,16 +245,7 @@ def download_cifar10(
     progress:bool=True,   # show a progress bar (with tqdm)
 ) -> Path:
     "Download `cifar-10-python.tar.gz` into `dest`, keeping it only if its md5 is `md5`; returns its path."
-    dest = Path(dest).expanduser(); dest.mkdir(parents=True, exist_ok=True)
-    final, part = dest / "cifar-10-python.tar.gz", dest / "cifar-10-python.tar.gz.part"
-    if final.exists() and _md5(open(final, "rb")) == md5: return final
-    _fetch(url, part, progress)
-    with open(part, "rb") as f: got = _md5(f)
-    if got != md5:
-        part.unlink(missing_ok=True)
-        raise ValueError(f"checksum mismatch for {url}: md5 is {got}, expected md5={md5}")
-    os.replace(part, final)
-    return final
+    return download_verified(url, Path(dest) / "cifar-10-python.tar.gz", md5, progress=progress)
 
 # %% ../nbs/08_data.ipynb #1498c903
 STDLIB_EXCLUDE = ("site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__")
