@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 
 P = inspect.Parameter
-WIDTH = 88   # longest signature line before it wraps; the site's code blocks show about 90 characters
+WIDTH = 78   # longest signature line before it wraps: the site shows about 80 characters of code
 
 
 def _anno(a) -> str:
