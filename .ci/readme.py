@@ -4,7 +4,6 @@ from pathlib import Path
 from nbconvert.exporters import MarkdownExporter
 from nbformat import reads
 from nbdev.processors import NBProcessor, FilterDefaults
-from nbdev.config import get_config
 from execnb.nbio import read_nb, nb2str
 
 root = Path(__file__).resolve().parent.parent

@@ -1,6 +1,5 @@
-"""The paper's Enwik8 model and the attention cases the H200 model scripts compare: dense through PyTorch SDPA,
+"""The paper's Enwik8 model and the attention cases the model scripts compare: dense through PyTorch SDPA,
 fixed and strided through our kernels."""
-import torch
 from sparse_transformer_edu import model as M, train as T
 
 CASES = [("dense", "sdpa"), ("fixed", "triton"), ("strided", "triton")]

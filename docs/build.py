@@ -3,8 +3,9 @@
 The notebooks in nbs/ are the source. Each goes through nbdev's own notebook processing (`NBProcessor` with the
 processors `nbdev_proc_nbs` uses), so directives are honoured exactly as on an nbdev/Quarto site: hidden cells are
 dropped, `echo: false` hides code, exported functions and classes get their `show_doc` entries. The notebooks are
-not executed: their committed outputs are rendered, and each `show_doc` entry is rendered by calling
-`nbdev.showdoc.show_doc` on the object imported from the installed package. Sphinx (myst-nb, sphinx-book-theme)
+not executed: their committed outputs are rendered, and each `show_doc` entry is rendered from the object imported
+from the installed package (by `apidoc.markdown`: the signature as written, the docstring, the documented
+parameters). Sphinx (myst-nb, sphinx-book-theme)
 then renders the processed notebooks and an API reference page for every name in each module's `__all__`.
 
 Reading order is file-name order, index.ipynb first. Intermediate files go to docs/_src (processed notebooks,
@@ -14,6 +15,9 @@ Options: --strict (warnings are errors), --clean (rebuild from scratch), -q (qui
 from __future__ import annotations
 import argparse, ast, configparser, importlib, inspect, json, os, pkgutil, re, shutil, sys, time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import apidoc   # how a function or class is shown, shared with conf.py's API pages
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT/'docs'
@@ -168,7 +172,8 @@ def make_render_show_docs(lib: str):
                 kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg in ('name', 'title_level')}
                 try:
                     obj = _resolve(call.args[0], self.ns)
-                    mds.append(show_doc(obj, **kw)._repr_markdown_())
+                    if callable(obj): mds.append(apidoc.markdown(obj, kw.get('name'), kw.get('title_level', 3)))
+                    else: mds.append(show_doc(obj, **kw)._repr_markdown_())
                     names.append(fullname(obj))
                 except Exception as e:
                     nm = ast.unparse(call.args[0])
@@ -310,7 +315,8 @@ class Site:
                 continue
             cells.append(c)
         if doc == 'index':
-            chapters = [d for p, d in self.docs.items() if d != 'index']
+            names = self.nav_titles(nb)
+            chapters = [f'{names[p]} <{d}>' if p in names else d for p, d in self.docs.items() if d != 'index']
             toc = '```{toctree}\n:hidden:\n:caption: Chapters\n\n' + '\n'.join(chapters) + '\n```\n\n'
             toc += '```{toctree}\n:hidden:\n:caption: Reference\n\napi/index\n```\n'
             cells.append(dict(cell_type='markdown', metadata={}, source=toc))
@@ -320,6 +326,28 @@ class Site:
         md.setdefault('kernelspec', {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'})
         md.setdefault('language_info', {'name': 'python', 'pygments_lexer': 'ipython3'})
         return dict(nbformat=4, nbformat_minor=5, metadata=md, cells=cells)
+
+    def nav_titles(self, index_nb) -> dict:
+        "Sidebar titles as the front page names the chapters (`[01 Patterns](01_patterns.ipynb)`), else number + title."
+        named = {}
+        for cell in index_nb.cells:
+            if cell.cell_type != 'markdown': continue
+            for text, target in re.findall(r'\[(\d+ [^\]]+)\]\(([\w.-]+\.ipynb)\)', cell.source):
+                named.setdefault(target, text)
+        out = {}
+        for p in self.paths:
+            if p.stem == 'index': continue
+            num = re.match(r'^(\d+)_', p.name)
+            out[p] = named.get(p.name) or (f'{num.group(1)} {self._title(p)}' if num else None)
+        return {p: t for p, t in out.items() if t}
+
+    @staticmethod
+    def _title(p: Path) -> str:
+        "The notebook's `# Title`, read without processing it."
+        for cell in json.loads(p.read_text(encoding='utf-8'))['cells']:
+            m = re.search(r'^# (.+)$', ''.join(cell['source']), re.MULTILINE) if cell['cell_type'] == 'markdown' else None
+            if m: return m.group(1).replace('`', '').strip()
+        return docname(p)
 
     def code_cell(self, c, src, meta):
         "Turn the Quarto cell options nbdev leaves in a cell into myst-nb tags, and drop them from the code."
@@ -334,6 +362,7 @@ class Site:
         if opts.get('output', '').lower() == 'false': tags.append('remove-output')
         # code-fold: show (nbdev's `#| exports`) is code the chapter teaches, shown open; only code-fold: true starts folded
         if opts.get('code-fold', '').lower() == 'true': tags.append('hide-input')
+        if (meta.pop('jupyter', None) or {}).get('outputs_hidden'): tags.append('hide-output')   # collapsed in Jupyter too
         if opts.get('fig-cap'):
             fig = {'caption': opts['fig-cap']}
             if opts.get('label'): fig['name'] = opts['label']
@@ -478,6 +507,8 @@ def build(strict=False, clean=False, quiet=False) -> int:
     if strict and WARNINGS: return 1
     shutil.rmtree(SITE, ignore_errors=True)
     shutil.copytree(BUILD/'html', SITE)
+    for p, doc in site.docs.items():   # the download button offers the course notebook itself, every cell of it
+        shutil.copy2(p, SITE/'_sources'/f'{doc}.ipynb')
     n = sum(1 for _ in SITE.rglob('*.html'))
     print(f'site: {SITE} ({n} HTML pages, {len(site.paths)} notebooks, '
           f'{sum(len(v) for v in site.api.values())} API entries); '

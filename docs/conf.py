@@ -44,8 +44,12 @@ html_theme = 'sphinx_book_theme'
 html_title = project
 html_static_path = ['_static']
 html_css_files = ['site.css']
+html_js_files = [('search-snippets.js', {'defer': 'defer'})]
 html_favicon = '_static/favicon.svg'
-html_copy_source = False
+# Each page's download button offers its source; build.py puts the course notebook itself there (all its cells,
+# as in nbs/), so a reader downloads what runs. No suffix: `_sources/patterns.ipynb`, not `patterns.ipynb.txt`.
+html_copy_source = True
+html_sourcelink_suffix = ''
 html_show_sourcelink = False
 html_last_updated_fmt = None
 html_theme_options = {
@@ -99,5 +103,36 @@ def _md_docstring(app, what, name, obj, options, lines):
     lines[:] = res
 
 
+import sys as _sys
+_sys.path.insert(0, str(Path(__file__).resolve().parent))
+import apidoc as _apidoc   # the same signatures and parameter tables as the chapters' entries
+
+
+def _params_docstring(app, what, name, obj, options, lines):
+    "Append the docments comments of a function's or class's parameters as a reST field list."
+    if what not in ('function', 'class', 'method') or not callable(obj): return
+    rows, ret = _apidoc.param_docs(obj)
+    if not rows and not ret: return
+    if lines and lines[-1].strip(): lines.append('')
+    lines += [f':param {n.lstrip("*")}: {_md_line_to_rst(d)}' for n, _, _, d in rows if d]
+    if ret: lines.append(f':returns: {_md_line_to_rst(ret)}')
+
+
+def _signature(app, what, name, obj, options, signature, return_annotation):
+    "No `(*args, **kwargs)` for a class that only inherits a catch-all constructor (an autograd Function)."
+    if what == 'class' and signature is not None and _apidoc.catch_all(obj): return '', None
+    return None
+
+
+def _apply_docstring(app, what, name, obj, options, lines):
+    "An autograd Function is called through `apply`: say with which arguments."
+    if what == 'class' and _apidoc._is_autograd_function(obj):
+        call = _apidoc.signature_text(obj, name.rsplit('.', 1)[-1]).split('\n', 1)[-1]
+        lines += ['', 'Called as:', '', '.. code-block:: python', '', *('   ' + l for l in call.splitlines()), '']
+
+
 def setup(app):
     app.connect('autodoc-process-docstring', _md_docstring)
+    app.connect('autodoc-process-docstring', _params_docstring)
+    app.connect('autodoc-process-docstring', _apply_docstring)
+    app.connect('autodoc-process-signature', _signature)

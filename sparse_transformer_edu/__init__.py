@@ -4,3 +4,6 @@ from .patterns import token_mask, block_layout
 from .plans import SparsePlan, sparse_plan, plan_from_mask, plan_from_predicate
 from .op import sparse_attention, SparseAttention
 from .kernels import HAS_TRITON
+
+__all__ = ['token_mask', 'block_layout', 'SparsePlan', 'sparse_plan', 'plan_from_mask', 'plan_from_predicate',
+           'sparse_attention', 'SparseAttention', 'HAS_TRITON']

@@ -4,14 +4,13 @@
 
 # %% ../nbs/12_cli.ipynb #95bc2543
 from __future__ import annotations
-import argparse, math, os, sys, time
-from dataclasses import asdict
+import argparse, os, sys, time
 from pathlib import Path
 import torch
 from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
 from .patterns import KINDS, MODES
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
-                                          lm_batches, LN2, PRECISIONS, check_nproc, launch)
+                                          lm_batches, PRECISIONS, check_nproc, launch)
 from .sample import generate, show_images
 from . import data as D
 
@@ -35,7 +34,11 @@ def _one_line(e:BaseException) -> str:
     return msg[0] if msg else type(e).__name__
 
 # %% ../nbs/12_cli.ipynb #c7430b5c
-def load_splits(name:str, data_dir:str="data", max_bytes:int=DEFAULTS["max_bytes"]) -> tuple[dict, str]:
+def load_splits(
+    name:str,                           # "stdlib", "enwik8", or a file path
+    data_dir:str="data",                # folder holding `enwik8.zip`
+    max_bytes:int=DEFAULTS["max_bytes"],  # length of the embedded corpus
+) -> tuple[dict, str]:
     "Train/valid/test byte splits for `--data`, and a short description."
     if name == "stdlib":
         return D.stdlib_splits(max_bytes), f"embedded corpus (standard-library sources, {max_bytes:,} bytes)"
@@ -81,7 +84,9 @@ def _train_parser(sub):
 def _pick(args, name): return getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name]
 
 # %% ../nbs/12_cli.ipynb #bfcbe333
-def cmd_train(args) -> int:
+def cmd_train(
+    args,  # the parsed command line of the sub-command
+) -> int:
     "Train on the chosen data, print validation bits/byte beside the unigram baseline, write the checkpoint."
     t0 = time.perf_counter()
     if args.resume:
@@ -158,7 +163,10 @@ def _sample_parser(sub):
     p.add_argument("--image", default="samples.png", help="where an image model's samples go (default: %(default)s)")
     return p
 
-def load_model(path, device=None) -> SparseTransformer:
+def load_model(
+    path,         # checkpoint file
+    device=None,  # where to put the model (default: the CPU)
+) -> SparseTransformer:
     "Rebuild the model a checkpoint was written from, with its weights; `CheckpointError` if it cannot."
     ck = load_checkpoint(path)
     model = SparseTransformer(config_from_checkpoint(ck, path))
@@ -169,7 +177,9 @@ def load_model(path, device=None) -> SparseTransformer:
     return model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
 
 # %% ../nbs/12_cli.ipynb #02e508f2
-def cmd_sample(args) -> int:
+def cmd_sample(
+    args,  # the parsed command line of the sub-command
+) -> int:
     "Print (or, for images, draw) samples from a checkpoint."
     model = load_model(args.checkpoint)
     cfg = model.cfg
@@ -194,7 +204,10 @@ def cmd_sample(args) -> int:
     return 0
 
 # %% ../nbs/12_cli.ipynb #3b361a8e
-def cmd_bench(args, rest) -> int:
+def cmd_bench(
+    args,  # the parsed command line of the sub-command
+    rest,  # arguments passed on to the benchmark's own parser
+) -> int:
     "Run the GPU benchmarks of chapter 11."
     if not torch.cuda.is_available():
         raise CliError("no CUDA GPU found: ste bench measures the GPU kernels and needs one")
@@ -202,7 +215,9 @@ def cmd_bench(args, rest) -> int:
     except ImportError as e: raise CliError(f"the benchmark module is not available ({_one_line(e)})") from None
     return int(bench.main(rest) or 0)
 
-def cmd_patterns(args) -> int:
+def cmd_patterns(
+    args,  # the parsed command line of the sub-command
+) -> int:
     "Write the connectivity figures as PNG files."
     try: from sparse_transformer_edu.viz import save_connectivity_figures
     except ImportError as e: raise CliError(f"the figures module is not available ({_one_line(e)})") from None
@@ -227,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--c", type=int, default=4, help="summary width of the fixed pattern (default: %(default)s)")
     return ap
 
-def main(argv=None) -> int:
+def main(
+    argv=None,  # the arguments (default: the command line)
+) -> int:
     "Entry point of the `ste` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
     ap = build_parser()

@@ -31,7 +31,14 @@ class BlockSparseAttentionFn(torch.autograd.Function):
         dq, dk, dv = blocksparse_backward(q, k, v, out, lse, do, ctx.bwd, ctx.scale)
         return dq, dk, dv, None, None, None
 
-def blocksparse_attention(q, k, v, passes, scale=None, bwd_passes=None):
+def blocksparse_attention(
+    q,                # queries, [batch, heads, n, head_dim]
+    k,                # keys, the same shape
+    v,                # values, the same shape
+    passes,           # the forward passes (TilePlans)
+    scale=None,       # score scale (default 1/sqrt(head_dim))
+    bwd_passes=None,  # the backward passes (default: the forward ones)
+):
     "Differentiable block-sparse attention over TilePlans; the backward uses `bwd_passes` when given."
     passes = tuple(passes)
     return BlockSparseAttentionFn.apply(q, k, v, passes, tuple(bwd_passes) if bwd_passes else passes, scale)
@@ -83,7 +90,12 @@ COMPILED_OP = "custom_op"   # which registration `sparse_attention` calls under 
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "torch", "triton", "sdpa")
 
-def check_inputs(q, k, v, backend):
+def check_inputs(
+    q,        # the queries `sparse_attention` was given
+    k,        # the keys
+    v,        # the values
+    backend,  # the backend it was asked for
+):
     "Raise a one-line error for q, k, v that `sparse_attention` cannot take, or an unknown backend."
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -97,7 +109,10 @@ def check_inputs(q, k, v, backend):
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not allowed: backend must be one of {', '.join(map(repr, BACKENDS))}")
 
-def resolve_backend(backend, q):
+def resolve_backend(
+    backend,  # 'auto', 'torch', 'triton' or 'sdpa'
+    q,        # the queries: their device, dtype and head dim decide 'auto'
+):
     "The backend `sparse_attention` will use for tensor `q`."
     if backend == "auto":   # the kernels where they apply, the same result in PyTorch elsewhere
         fits = q.is_cuda and HAS_TRITON and q.dtype in _DTYPES and q.shape[-1] in HEAD_DIMS
@@ -133,8 +148,20 @@ def _torch_mask(kind, n, heads, stride, c, part, summary, device):
     return masks[0] if len(set(zip(parts, sums))) == 1 else torch.stack(masks)
 
 # %% ../nbs/05_kernel_backward.ipynb #d3503954
-def sparse_attention(q:Tensor, k:Tensor, v:Tensor, pattern, *, stride:int|None=None, c:int|None=None, part=None,
-                     summary=None, backend:str="auto", scale:float|None=None, block=None) -> Tensor:
+def sparse_attention(
+    q:Tensor,               # queries, [batch, heads, n, head_dim]
+    k:Tensor,               # keys, the same shape
+    v:Tensor,               # values, the same shape
+    pattern,                # a kind ('dense', 'local', 'strided', 'fixed') or a `SparsePlan`
+    *,
+    stride:int|None=None,   # the stride l of a kind (not with a plan; 'dense' needs none)
+    c:int|None=None,        # the summary width of 'fixed'
+    part=None,              # None (the union), 1 or 2, or a list with one per head
+    summary=None,           # where the summary cells of 'fixed' start in a block, or one per head (default l - c)
+    backend:str="auto",     # 'auto', 'triton', 'torch' or 'sdpa' (dense causal only)
+    scale:float|None=None,  # the score scale (default 1/sqrt(head_dim))
+    block=None,             # tile shape of a kind's plan: one (rows, cols), or a (forward, backward) pair
+) -> Tensor:
     "softmax(q kᵀ · scale) v over `pattern`, a kind (see `token_mask`) with its settings or a `SparsePlan`; q, k, v are [B, H, N, D]."
     check_inputs(q, k, v, backend)
     B, H, N, D = q.shape
@@ -158,7 +185,17 @@ def sparse_attention(q:Tensor, k:Tensor, v:Tensor, pattern, *, stride:int|None=N
 # %% ../nbs/05_kernel_backward.ipynb #271ca9b3
 class SparseAttention(torch.nn.Module):
     "The attention of one layer as a module: `forward(q, k, v)` calls `sparse_attention` with fixed settings."
-    def __init__(self, pattern, *, stride:int|None=None, c:int|None=None, part=None, summary=None, backend:str="auto", block=None):
+    def __init__(
+        self,
+        pattern,                # a kind or a `SparsePlan`, as for `sparse_attention`
+        *,
+        stride:int|None=None,   # the stride of a kind
+        c:int|None=None,        # the summary width of 'fixed'
+        part=None,              # None, 1, 2, or one per head
+        summary=None,           # summary offset of 'fixed', or one per head
+        backend:str="auto",     # 'auto', 'triton', 'torch' or 'sdpa'
+        block=None,             # tile shape of a kind's plan
+    ):
         super().__init__()
         if not isinstance(pattern, SparsePlan):
             token_mask(pattern, 1, stride=1 if stride is None and pattern == "dense" else stride, c=c,
@@ -167,7 +204,13 @@ class SparseAttention(torch.nn.Module):
         self.pattern, self.backend, self.block = pattern, backend, block
         self.settings = dict(stride=stride, c=c, part=part, summary=summary) if not isinstance(pattern, SparsePlan) else {}
 
-    def forward(self, q, k, v):
+    def forward(
+        self,
+        q,  # queries, [batch, heads, n, head_dim]
+        k,  # keys, the same shape
+        v,  # values, the same shape
+    ):
+        "The layer's attention of q, k and v."
         return sparse_attention(q, k, v, self.pattern, backend=self.backend, block=self.block, **self.settings)
 
     def extra_repr(self):

@@ -47,7 +47,15 @@ def _check_args(kind, n, stride, c, part, summary):
         raise ValueError(f"summary={summary!r} is not allowed for kind={kind!r}: only kind='fixed' has summary cells")
 
 # %% ../nbs/01_patterns.ipynb #47c535bd
-def pattern_predicate(kind:str, *, stride:int, c:int|None=None, part:int|None=None, summary:int|None=None, n:int=1):
+def pattern_predicate(
+    kind:str,               # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    *,
+    stride:int,             # block length l: the band width, the stride, the fixed block
+    c:int|None=None,        # fixed only: summary cells per block, 1 <= c <= stride
+    part:int|None=None,     # 1 or 2 for that part alone, None for their union
+    summary:int|None=None,  # fixed only: offset of the summary cells in a block (default stride - c)
+    n:int=1,                # sequence length, only to check the arguments against
+):
     "A function `pred(i, j)` of broadcastable index tensors, True where query i attends to key j under `kind`."
     _check_args(kind, n, stride, c, part, summary)
     s = None if c is None else (stride - c if summary is None else summary)
@@ -61,8 +69,16 @@ def pattern_predicate(kind:str, *, stride:int, c:int|None=None, part:int|None=No
         return {None: a1 | a2, 1: a1, 2: a2}[part]
     return pred
 
-def token_mask(kind:str, n:int, *, stride:int, c:int|None=None, part:int|None=None,
-               summary:int|None=None, device=None) -> torch.Tensor:
+def token_mask(
+    kind:str,               # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,                  # sequence length
+    *,
+    stride:int,             # block length l: the band width, the stride, the fixed block
+    c:int|None=None,        # fixed only: summary cells per block, 1 <= c <= stride
+    part:int|None=None,     # 1 or 2 for that part alone, None for their union
+    summary:int|None=None,  # fixed only: offset of the summary cells in a block (default stride - c)
+    device=None,            # device to build on (default: the CPU)
+) -> torch.Tensor:
     "Boolean [n, n] mask of pattern `kind`: `mask[i, j]` is True when position i attends to j."
     pred = pattern_predicate(kind, stride=stride, c=c, part=part, summary=summary, n=n)
     return pred(*_grid(n, device)).expand(n, n).contiguous()
@@ -70,12 +86,20 @@ def token_mask(kind:str, n:int, *, stride:int, c:int|None=None, part:int|None=No
 # %% ../nbs/01_patterns.ipynb #29f8157e
 MODES = ("merged", "interleaved", "multihead")
 
-def fixed_summaries(heads:int, stride:int, c:int) -> list[int]:
+def fixed_summaries(
+    heads:int,   # number of fixed heads
+    stride:int,  # block length l: the band width, the stride, the fixed block
+    c:int,       # summary cells per block
+) -> list[int]:
     "Distinct summary offsets for `heads` fixed heads: the last block of width c first, then earlier ones, cycling."
     k = stride // c
     return [stride - c * (1 + h % k) for h in range(heads)]
 
-def head_parts(mode:str, heads:int, layer:int=0) -> list:
+def head_parts(
+    mode:str,     # "merged", "interleaved" or "multihead" (`MODES`)
+    heads:int,    # heads in the block
+    layer:int=0,  # index of the residual block (interleaved mode alternates parts with it)
+) -> list:
     "Which part (None for the union) each head of residual block `layer` uses in `mode`."
     if mode not in MODES: raise ValueError(f"mode={mode!r} is not allowed: mode must be one of {', '.join(map(repr, MODES))}")
     check_int("heads", heads, 1, "an integer >= 1")
@@ -83,39 +107,73 @@ def head_parts(mode:str, heads:int, layer:int=0) -> list:
     if mode == "interleaved": return [layer % 2 + 1] * heads
     return [1 + (h >= (heads + 1) // 2) for h in range(heads)]
 
-def head_masks(kind:str, n:int, heads:int, *, stride:int, c:int|None=None, mode:str="merged",
-               layer:int=0, distinct:bool=False, device=None) -> torch.Tensor:
+def head_masks(
+    kind:str,             # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,                # sequence length
+    heads:int,            # heads in the block
+    *,
+    stride:int,           # block length l: the band width, the stride, the fixed block
+    c:int|None=None,      # fixed only: summary cells per block, 1 <= c <= stride
+    mode:str="merged",    # how heads share the parts (`MODES`)
+    layer:int=0,          # index of the residual block
+    distinct:bool=False,  # fixed only: a different summary offset per head
+    device=None,          # device to build on (default: the CPU)
+) -> torch.Tensor:
     "Boolean [heads, n, n] masks for one residual block using `mode`."
     parts = head_parts(mode, heads, layer) if kind in ("strided", "fixed") else [None] * heads
     sums = fixed_summaries(heads, stride, c) if (distinct and kind == "fixed") else [None] * heads
     return stack_masks(kind, n, parts, sums, stride=stride, c=c, device=device)
 
-def stack_masks(kind:str, n:int, parts, summaries, *, stride:int, c:int|None=None, device=None) -> torch.Tensor:
+def stack_masks(
+    kind:str,         # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,            # sequence length
+    parts,            # each head's part (1, 2 or None)
+    summaries,        # each head's summary offset, or None
+    *,
+    stride:int,       # block length l: the band width, the stride, the fixed block
+    c:int|None=None,  # fixed only: summary cells per block, 1 <= c <= stride
+    device=None,      # device to build on (default: the CPU)
+) -> torch.Tensor:
     "Boolean [len(parts), n, n] masks, one per head, from each head's part and summary offset."
     return torch.stack([token_mask(kind, n, stride=stride, c=c, part=p, summary=s, device=device)
                         for p, s in zip(parts, summaries)])
 
 # %% ../nbs/01_patterns.ipynb #8fb7158e
-def reach(mask:torch.Tensor, hops:int=2) -> torch.Tensor:
+def reach(
+    mask:torch.Tensor,  # boolean [..., n, n] mask: mask[i, j] when i reads j
+    hops:int=2,         # longest path, in attention steps
+) -> torch.Tensor:
     "Pairs (i, j) connected by a path of at most `hops` steps through `mask`."
     m = mask.to(torch.float32)
     r = m.clone()
     for _ in range(hops - 1): r = ((r @ m + m) > 0).to(torch.float32)
     return r > 0
 
-def is_valid(mask:torch.Tensor, hops:int=2) -> bool:
+def is_valid(
+    mask:torch.Tensor,  # boolean [..., n, n] mask: mask[i, j] when i reads j
+    hops:int=2,         # hops allowed: p for a factorization into p heads
+) -> bool:
     "True when every causal pair j <= i is connected within `hops` steps."
     n = mask.shape[-1]
     return bool(reach(mask, hops)[torch.ones(n, n, dtype=torch.bool).tril()].all())
 
 # %% ../nbs/01_patterns.ipynb #f7efa57a
-def pattern_cost(kind:str, n:int, *, stride:int, c:int|None=None) -> dict:
+def pattern_cost(
+    kind:str,         # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,            # sequence length
+    *,
+    stride:int,       # block length l: the band width, the stride, the fixed block
+    c:int|None=None,  # fixed only: summary cells per block, 1 <= c <= stride
+) -> dict:
     "Attended positions per row (mean and max) and in total for the merged pattern."
     per_row = token_mask(kind, n, stride=stride, c=c).sum(-1)
     return dict(n=n, stride=stride, mean_row=per_row.double().mean().item(),
                 max_row=int(per_row.max()), total=int(per_row.sum()))
 
-def fit_exponent(ns, totals) -> float:
+def fit_exponent(
+    ns,      # sequence lengths
+    totals,  # the cost measured at each length
+) -> float:
     "Slope of log(total) against log(n): the exponent k in total ~ n^k."
     x, y = torch.log(torch.tensor(ns, dtype=torch.float64)), torch.log(torch.tensor(totals, dtype=torch.float64))
     x = x - x.mean()
@@ -132,7 +190,10 @@ def tile_shape(block):
         raise ValueError(f"block={block!r} is not allowed: block must be a positive int or a (rows, cols) pair of positive ints")
     return tuple(block)
 
-def block_layout(mask:torch.Tensor, block) -> torch.Tensor:
+def block_layout(
+    mask:torch.Tensor,  # boolean [..., n, n] mask: mask[i, j] when i reads j
+    block,              # tile shape: an int for square tiles, or (rows, cols)
+) -> torch.Tensor:
     "Tile layout of `mask` ([..., n, m]): a tile is True when any position in it is True."
     br, bc = tile_shape(block)
     *lead, n, m = mask.shape
@@ -142,7 +203,10 @@ def block_layout(mask:torch.Tensor, block) -> torch.Tensor:
     return mask.reshape(*lead, n // br, br, m // bc, bc).any(-1).any(-2)
 
 # %% ../nbs/01_patterns.ipynb #59956bc1
-def tile_density(mask:torch.Tensor, block) -> float:
+def tile_density(
+    mask:torch.Tensor,  # boolean [..., n, n] mask: mask[i, j] when i reads j
+    block,              # tile shape: an int for square tiles, or (rows, cols)
+) -> float:
     "Fraction of the causal tiles (on or below the diagonal) that `block_layout` marks."
     br, bc = tile_shape(block)
     n, m = mask.shape[-2:]
@@ -150,14 +214,20 @@ def tile_density(mask:torch.Tensor, block) -> float:
     return (block_layout(mask, (br, bc)) & causal).sum().item() / (causal.sum().item() * math.prod(mask.shape[:-2]))
 
 # %% ../nbs/01_patterns.ipynb #6755253c
-def strided_permutation(n:int, stride:int, device=None) -> torch.Tensor:
+def strided_permutation(
+    n:int,        # sequence length, a multiple of stride
+    stride:int,   # the stride l
+    device=None,  # device to build on (default: the CPU)
+) -> torch.Tensor:
     "Order of positions after viewing n as (n/stride, stride) and swapping the axes: x_t = x[perm]."
     check_int("n", n, 1, "an integer >= 1")
     check_int("stride", stride, 1, "an integer >= 1")
     if n % stride: raise ValueError(f"n={n} is not a multiple of stride={stride}: the strided transpose needs n % stride == 0")
     return torch.arange(n, device=device).view(n // stride, stride).t().reshape(-1)
 
-def inverse_permutation(perm:torch.Tensor) -> torch.Tensor:
+def inverse_permutation(
+    perm:torch.Tensor,  # a permutation of 0..n-1
+) -> torch.Tensor:
     "The permutation that undoes `perm`: x[perm][inverse_permutation(perm)] == x."
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(perm.numel(), device=perm.device)

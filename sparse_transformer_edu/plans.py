@@ -467,7 +467,14 @@ def _blocks(block, default):
         return tile_shape(block[0]), tile_shape(block[1])
     return tile_shape(block), tile_shape(block)
 
-def plan_from_predicate(pred, n:int, heads:int=1, block=None, device="cpu", name="predicate") -> SparsePlan:
+def plan_from_predicate(
+    pred,              # pred(i, j) of broadcastable index tensors: True where query i attends to key j
+    n:int,             # sequence length
+    heads:int=1,       # 1, or the number of heads when pred gives one pattern per head ([heads, ...])
+    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default 64x64)
+    device="cpu",      # where the tables live
+    name="predicate",  # what the summary calls the pattern
+) -> SparsePlan:
     "A plan for `pred(i, j)` over broadcastable index tensors (True where query i attends to key j); 64x64 tiles by default."
     bf, bb = _blocks(block, ((64, 64), (64, 64)))
     dev = device_key(device)
@@ -475,7 +482,10 @@ def plan_from_predicate(pred, n:int, heads:int=1, block=None, device="cpu", name
     bwd = fwd if bb == bf else (build_tile_plan(pred, heads, n, n, bb, dev),)
     return SparsePlan(n, heads, fwd, bwd, pred, name)
 
-def plan_from_mask(mask:torch.Tensor, block=None) -> SparsePlan:
+def plan_from_mask(
+    mask:torch.Tensor,  # boolean, [N, N] for every head or [H, N, N] one per head
+    block=None,         # tile shape, one for both kernels or a (forward, backward) pair (default 64x64)
+) -> SparsePlan:
     "A plan that computes exactly the boolean `mask`: [N, N] for every head, or [H, N, N] one per head."
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() not in (2, 3) or mask.shape[-1] != mask.shape[-2]:
         what = f"a {mask.dtype} tensor of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -503,8 +513,18 @@ def _cached(key, build):
     return plan
 
 # %% ../nbs/05_kernel_backward.ipynb #3821ab57
-def sparse_plan(kind:str, n:int, heads:int=1, *, stride:int=1, c:int|None=None, part=None, summary=None,
-                block=None, device="cpu") -> SparsePlan:
+def sparse_plan(
+    kind:str,          # 'dense', 'local', 'strided' or 'fixed'
+    n:int,             # sequence length
+    heads:int=1,       # number of heads (heads with the same part and summary share tables)
+    *,
+    stride:int=1,      # the stride l
+    c:int|None=None,   # the summary width of 'fixed'
+    part=None,         # None (the union), 1 or 2, or one per head
+    summary=None,      # summary offset of 'fixed', or one per head
+    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default: tuned per kind)
+    device="cpu",      # where the tables live
+) -> SparsePlan:
     "The plan of pattern `kind` (see `token_mask`) at length `n`; `part` and `summary` may be per-head lists. Cached."
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if len(set(zip(parts, sums))) == 1: parts, sums = parts[:1], sums[:1]   # shared by every head

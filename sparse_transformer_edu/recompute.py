@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_recompute.ipynb #6b0a7014
 from __future__ import annotations
-import math
+import warnings
 from contextlib import contextmanager
 import torch
 from torch import nn
@@ -24,7 +24,10 @@ def track_saved():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         yield saved
 
-def storage_bytes(tensors, exclude=()) -> int:
+def storage_bytes(
+    tensors,     # tensors, e.g. those `track_saved` collected
+    exclude=(),  # tensors whose storage does not count (parameters, inputs)
+) -> int:
     "Bytes of the distinct storages behind `tensors`, leaving out those shared with `exclude` (e.g. parameters)."
     skip = {t.untyped_storage().data_ptr() for t in exclude}
     seen = {}
@@ -34,17 +37,32 @@ def storage_bytes(tensors, exclude=()) -> int:
     return sum(seen.values())
 
 # %% ../nbs/06_recompute.ipynb #1834e6b1
-def recompute(fn, *args, enabled:bool=True, preserve_rng_state:bool=True, **kwargs):
+def recompute(
+    fn,                            # the function or module to run
+    *args,                         # its positional arguments
+    enabled:bool=True,             # False: an ordinary call, which keeps everything
+    preserve_rng_state:bool=True,  # replay the same dropout masks in backward
+    **kwargs,                      # its keyword arguments
+):
     "Call `fn(*args, **kwargs)`, keeping only its inputs and recomputing its insides in backward when `enabled`."
     if not enabled or not torch.is_grad_enabled(): return fn(*args, **kwargs)
     return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=preserve_rng_state, **kwargs)
 
 class Recompute(nn.Module):
     "Wrap `module` so that its forward is recomputed in the backward pass."
-    def __init__(self, module:nn.Module, enabled:bool=True):
+    def __init__(
+        self,
+        module:nn.Module,   # the module whose forward is recomputed
+        enabled:bool=True,  # False: run it plainly
+    ):
         super().__init__()
         self.module, self.enabled = module, enabled
-    def forward(self, *args, **kwargs):
+    def forward(
+        self,
+        *args,     # the module's positional arguments
+        **kwargs,  # its keyword arguments
+    ):
+        "The module's output; with `enabled`, its insides are recomputed in backward instead of kept."
         return recompute(self.module, *args, enabled=self.enabled, **kwargs)
 
 # %% ../nbs/06_recompute.ipynb #5ebf251b
@@ -59,11 +77,16 @@ def _quiet_stderr():
     finally:
         os.dup2(saved, 2); os.close(saved); os.close(null)
 
-def cpu_peak_bytes(fn) -> int:
+def cpu_peak_bytes(
+    fn,  # function of no arguments to measure
+) -> int:
     "Peak of CPU memory allocated by PyTorch while `fn()` runs, above the level when it started."
     from torch.profiler import profile, ProfilerActivity
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_stderr(): prof.start()
+    with _quiet_stderr(), warnings.catch_warnings():
+        # each call has a profiler of its own, so there are no events of earlier cycles to lose
+        warnings.filterwarnings("ignore", message=".*Profiler clears events")
+        prof.start()
     try: fn()
     finally:
         with _quiet_stderr(): prof.stop()
@@ -75,7 +98,10 @@ def cpu_peak_bytes(fn) -> int:
     return peak
 
 # %% ../nbs/06_recompute.ipynb #c4bf054c
-def cuda_peak_bytes(fn, device=None) -> int:
+def cuda_peak_bytes(
+    fn,           # function of no arguments to measure
+    device=None,  # the CUDA device (default: the current one)
+) -> int:
     "Peak CUDA memory allocated while `fn()` runs, above what was allocated when it started."
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
@@ -85,7 +111,13 @@ def cuda_peak_bytes(fn, device=None) -> int:
     return torch.cuda.max_memory_allocated(device) - base
 
 # %% ../nbs/06_recompute.ipynb #b08a6c04
-def largest_fitting(fits, start:int=1, growth:float=2.0, rtol:float=0.0, limit:int=1 << 20) -> tuple[int, int|None]:
+def largest_fitting(
+    fits,               # n -> True when n fits; monotone: if n fits, so does every smaller n
+    start:int=1,        # first n to try: a good guess saves calls
+    growth:float=2.0,   # factor between tries while searching for the first failure
+    rtol:float=0.0,     # stop when the gap is within rtol * n
+    limit:int=1 << 20,  # largest n to try
+) -> tuple[int, int|None]:
     "Largest n >= 1 with `fits(n)` for a monotone `fits`, and the smallest failing n tried (None if `limit` fit)."
     if growth <= 1: raise ValueError(f"growth={growth!r} is not allowed: growth must be > 1")
     start = max(1, min(int(start), limit))

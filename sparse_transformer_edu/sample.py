@@ -7,14 +7,18 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .model import SparseTransformer, SparseTransformerConfig, attended_positions
+from .model import SparseTransformer, attended_positions
 from .plans import per_head
 
 # %% auto #0
 __all__ = ['filter_logits', 'sample_next', 'cached_attention', 'KVCache', 'step', 'generate', 'show_images']
 
 # %% ../nbs/10_sample.ipynb #09d74b62
-def filter_logits(logits:torch.Tensor, temperature:float=1.0, top_k:int|None=None) -> torch.Tensor:
+def filter_logits(
+    logits:torch.Tensor,    # [B, vocab] scores of the next token
+    temperature:float=1.0,  # divides the logits: below 1 sharper, above 1 flatter
+    top_k:int|None=None,    # keep only the k most likely tokens (None: all)
+) -> torch.Tensor:
     "Logits divided by `temperature`, with everything outside the `top_k` largest set to -inf."
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature <= 0:
         raise ValueError(f"temperature={temperature!r} is not allowed here: temperature must be a number > 0")
@@ -26,14 +30,23 @@ def filter_logits(logits:torch.Tensor, temperature:float=1.0, top_k:int|None=Non
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return logits
 
-def sample_next(logits:torch.Tensor, temperature:float=1.0, top_k:int|None=None, generator=None) -> torch.Tensor:
+def sample_next(
+    logits:torch.Tensor,    # [B, vocab] scores of the next token
+    temperature:float=1.0,  # divides the logits; 0 takes the most likely token
+    top_k:int|None=None,    # keep only the k most likely tokens (None: all)
+    generator=None,         # source of randomness (default: torch's global one)
+) -> torch.Tensor:
     "One token per row of `logits` [B, vocab]; temperature 0 takes the argmax."
     if temperature == 0: return logits.argmax(-1)
     probs = F.softmax(filter_logits(logits, temperature, top_k), -1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
 
 # %% ../nbs/10_sample.ipynb #4c21b2e3
-def cached_attention(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor) -> torch.Tensor:
+def cached_attention(
+    q:torch.Tensor,  # [B, H, 1, D] query of the new position
+    k:torch.Tensor,  # [B, H, a, D] cached keys it reads
+    v:torch.Tensor,  # [B, H, a, D] their values
+) -> torch.Tensor:
     "softmax(q kᵀ/√D) v with the scores and the softmax in fp32; an empty key set gives zeros."
     if k.shape[-2] == 0: return torch.zeros_like(q)
     with torch.autocast(q.device.type, enabled=False):
@@ -43,7 +56,11 @@ def cached_attention(q:torch.Tensor, k:torch.Tensor, v:torch.Tensor) -> torch.Te
 # %% ../nbs/10_sample.ipynb #d5082c21
 class KVCache:
     "Keys and values of every block for positions 0..pos-1."
-    def __init__(self, model:SparseTransformer, batch:int):
+    def __init__(
+        self,
+        model:SparseTransformer,  # the model whose blocks it caches
+        batch:int,                # sequences sampled at once
+    ):
         cfg, p = model.cfg, next(model.parameters())
         D = cfg.d_model // cfg.n_head
         shape = (cfg.n_layer, batch, cfg.n_head, cfg.context, D)
@@ -61,7 +78,11 @@ def _head_groups(attn, cfg, pos):
 
 # %% ../nbs/10_sample.ipynb #745d9ad2
 @torch.no_grad()
-def step(model:SparseTransformer, tokens:torch.Tensor, cache:KVCache) -> torch.Tensor:
+def step(
+    model:SparseTransformer,  # the model, in eval mode
+    tokens:torch.Tensor,      # [B] token ids at position `cache.pos`
+    cache:KVCache,            # the cache of this batch; it advances by one
+) -> torch.Tensor:
     "Logits [B, vocab] for the next token after feeding `tokens` [B] at position `cache.pos`."
     cfg, pos = model.cfg, cache.pos
     if pos >= cfg.context: raise ValueError(f"position {pos} is not allowed: the cache holds context={cfg.context} positions")
@@ -84,8 +105,16 @@ def step(model:SparseTransformer, tokens:torch.Tensor, cache:KVCache) -> torch.T
 
 # %% ../nbs/10_sample.ipynb #6918fec9
 @torch.no_grad()
-def generate(model:SparseTransformer, prompt:torch.Tensor, steps:int, *, temperature:float=1.0, top_k:int|None=None,
-             generator:torch.Generator|None=None, incremental:bool=True) -> torch.Tensor:
+def generate(
+    model:SparseTransformer,            # the model
+    prompt:torch.Tensor,                # [B, T0] token ids to continue
+    steps:int,                          # tokens to add
+    *,
+    temperature:float=1.0,              # divides the logits: below 1 sharper, above 1 flatter
+    top_k:int|None=None,                # keep only the k most likely tokens (None: all)
+    generator:torch.Generator|None=None,  # source of randomness (default: torch's global one)
+    incremental:bool=True,              # False: run the full model at every step (the slow reference)
+) -> torch.Tensor:
     "Extend `prompt` [B, T0] (T0 >= 1) by `steps` sampled tokens; returns [B, T0 + steps], at most context + 1 long."
     if prompt.dim() != 2 or prompt.shape[1] < 1:
         raise ValueError(f"prompt of shape {tuple(prompt.shape)} is not allowed: prompt must be [batch, length] with length >= 1")
@@ -109,7 +138,12 @@ def generate(model:SparseTransformer, prompt:torch.Tensor, steps:int, *, tempera
     return out
 
 # %% ../nbs/10_sample.ipynb #ac82fdce
-def show_images(seqs:torch.Tensor, shape:tuple, ncol:int=8, title:str|None=None):
+def show_images(
+    seqs:torch.Tensor,    # [B, rows*cols*channels] bytes
+    shape:tuple,          # (rows, cols, channels)
+    ncol:int=8,           # images per row of the figure
+    title:str|None=None,  # title above the figure
+):
     "Figure of byte sequences [B, rows*cols*channels] drawn as images in raster order, channels fastest."
     import matplotlib.pyplot as plt
     rows, cols, ch = shape

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
+from fastcore.basics import patch
 from .model import SparseTransformer, SparseTransformerConfig
 from .data import get_batch as data_batch
 
@@ -33,22 +34,22 @@ def _need(name, value, lo, kind=int):
 @dataclass
 class TrainConfig:
     "Optimization settings; `batch_size` is the global batch of one micro-step, split over the processes."
-    steps: int = 1000
-    batch_size: int = 8
-    accum: int = 1
-    lr: float = 1e-3
-    warmup: int = 100
-    min_lr_ratio: float = 0.0
-    weight_decay: float = 0.01
-    betas: tuple = (0.9, 0.95)
-    clip: float = 1.0
-    precision: str = "auto"
-    eval_every: int = 100
-    eval_batches: int = 8
-    ckpt_path: str|None = None
-    ckpt_every: int = 0
-    seed: int = 0
-    progress: bool = True
+    steps: int = 1000           # optimizer steps to train for
+    batch_size: int = 8         # sequences per micro-step, over all processes
+    accum: int = 1              # micro-steps whose gradients make one step
+    lr: float = 1e-3            # peak learning rate
+    warmup: int = 100           # steps of linear warm-up
+    min_lr_ratio: float = 0.0   # learning rate at the last step, as a fraction of the peak
+    weight_decay: float = 0.01  # AdamW's decay on matrices and embeddings
+    betas: tuple = (0.9, 0.95)  # AdamW's betas
+    clip: float = 1.0           # gradients are clipped to this total norm
+    precision: str = "auto"     # "auto", "fp32", "bf16" or "fp16" (`PRECISIONS`)
+    eval_every: int = 100       # steps between evaluations, and one at the end (0: none)
+    eval_batches: int = 8       # batches per evaluation
+    ckpt_path: str|None = None  # checkpoint file (None: no checkpoints)
+    ckpt_every: int = 0         # steps between checkpoints (0: only at the end)
+    seed: int = 0               # seed of the data and evaluation generators
+    progress: bool = True       # show a progress bar
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "accum"): _need(name, getattr(self, name), 1)
@@ -63,7 +64,12 @@ class TrainConfig:
 # %% ../nbs/09_train.ipynb #5cc9e502
 class WarmupCosine:
     "Learning-rate factor: linear warm-up over `warmup` steps, then cosine decay to `min_ratio` at `total`."
-    def __init__(self, warmup:int, total:int, min_ratio:float=0.0):
+    def __init__(
+        self,
+        warmup:int,           # steps of the linear ramp from 0 to the peak
+        total:int,            # step at which the decay ends
+        min_ratio:float=0.0,  # factor at the end of the decay
+    ):
         self.warmup, self.total, self.min_ratio = warmup, total, min_ratio
     def __call__(self, step:int) -> float:
         if step < self.warmup: return (step + 1) / self.warmup
@@ -71,7 +77,10 @@ class WarmupCosine:
         return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 # %% ../nbs/09_train.ipynb #4c015587
-def make_optimizer(model:torch.nn.Module, cfg:TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(
+    model:torch.nn.Module,  # the model whose trainable parameters are optimized
+    cfg:TrainConfig,        # the learning rate, betas and weight decay
+) -> torch.optim.AdamW:
     "AdamW with weight decay on tensors of 2 or more dimensions only."
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
@@ -79,13 +88,19 @@ def make_optimizer(model:torch.nn.Module, cfg:TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
 
 # %% ../nbs/09_train.ipynb #4dc7abf3
-def resolve_precision(precision:str, device:torch.device) -> str:
+def resolve_precision(
+    precision:str,        # "auto", "fp32", "bf16" or "fp16" (`PRECISIONS`)
+    device:torch.device,  # where the model runs
+) -> str:
     "The precision `auto` means on `device`: bf16 on CUDA, fp32 elsewhere."
     if precision not in PRECISIONS: raise ValueError(f"precision={precision!r} is not allowed: precision must be one of {PRECISIONS}")
     if precision == "auto": return "bf16" if device.type == "cuda" else "fp32"
     return precision
 
-def autocast(device:torch.device, precision:str):
+def autocast(
+    device:torch.device,  # where the model runs
+    precision:str,        # a resolved precision: "fp32", "bf16" or "fp16"
+):
     "Autocast context for a resolved `precision` (a no-op for fp32)."
     if precision == "fp32": return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
@@ -93,12 +108,18 @@ def autocast(device:torch.device, precision:str):
 # %% ../nbs/09_train.ipynb #44718493
 LN2 = math.log(2)
 
-def lm_loss(logits:torch.Tensor, targets:torch.Tensor) -> torch.Tensor:
+def lm_loss(
+    logits:torch.Tensor,   # [..., vocab] scores
+    targets:torch.Tensor,  # [...] token ids; -100 marks a position without a target
+) -> torch.Tensor:
     "Mean cross-entropy in nats over targets that are not -100."
     return F.cross_entropy(logits.flatten(0, -2).float(), targets.flatten(), ignore_index=-100)
 
 # %% ../nbs/09_train.ipynb #30fb29ed
-def lm_batches(splits:dict, context:int):
+def lm_batches(
+    splits:dict,  # split name -> 1-D uint8 tensor
+    context:int,  # inputs per window
+):
     "A `get_batch(split, batch_size, generator)` over byte splits (name -> uint8 tensor) with windows of `context`."
     def get(split, batch_size, generator):
         if split not in splits: raise ValueError(f"split={split!r} is not allowed: the data has splits {sorted(splits)}")
@@ -106,7 +127,9 @@ def lm_batches(splits:dict, context:int):
     return get
 
 # %% ../nbs/09_train.ipynb #12e6ea8a
-def rng_state(data_gen:torch.Generator) -> dict:
+def rng_state(
+    data_gen:torch.Generator,  # the generator the batches are drawn from
+) -> dict:
     "Every random stream the training loop touches, as tensors and plain numbers."
     version, mt, gauss = random.getstate()
     _, keys, pos, has_gauss, cached = np.random.get_state()
@@ -117,7 +140,10 @@ def rng_state(data_gen:torch.Generator) -> dict:
                       "has_gauss": int(has_gauss), "cached": float(cached)},
             "data": data_gen.get_state()}
 
-def set_rng_state(state:dict, data_gen:torch.Generator):
+def set_rng_state(
+    state:dict,                # what `rng_state` returned
+    data_gen:torch.Generator,  # the generator the batches are drawn from
+):
     "Restore what `rng_state` captured."
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
@@ -133,7 +159,10 @@ CKPT_FORMAT = "sparse_transformer_edu.checkpoint/1"
 class CheckpointError(ValueError):
     "A checkpoint that is missing, corrupt, or does not match what loads it."
 
-def save_checkpoint(obj:dict, path) -> Path:
+def save_checkpoint(
+    obj:dict,  # plain data and tensors, as `torch.save` takes them
+    path,      # file to write; its folder is created
+) -> Path:
     "Write `obj` to `path` atomically: temporary file, fsync, rename."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +181,9 @@ def save_checkpoint(obj:dict, path) -> Path:
         finally: os.close(dfd)
     return path
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(
+    path,  # file `save_checkpoint` wrote
+) -> dict:
     "Load a checkpoint safely (weights_only) or raise `CheckpointError` saying what is wrong."
     path = Path(path)
     if not path.is_file(): raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
@@ -194,8 +225,16 @@ def _all_mean(x:float) -> float:
 # %% ../nbs/09_train.ipynb #a9338df1
 class Trainer:
     "A training run: model, optimizer, schedule, scaler, random streams, step and history; `shard` uses FSDP2."
-    def __init__(self, model:SparseTransformer, cfg:TrainConfig, get_batch, *, device=None, meta:dict|None=None,
-                 shard:bool=False):
+    def __init__(
+        self,
+        model:SparseTransformer,  # the model to train
+        cfg:TrainConfig,          # the optimization settings
+        get_batch,                # `(split, batch_size, generator) -> (x, y)`, e.g. `lm_batches`
+        *,
+        device=None,              # where to train (default: CUDA when there is a GPU, else the CPU)
+        meta:dict|None=None,      # anything to keep in the checkpoints (data settings, say)
+        shard:bool=False,         # shard parameters, gradients and optimizer state over the processes (FSDP2)
+    ):
         self.rank, self.world, dev = setup_distributed()
         self.device = torch.device(device) if device is not None else dev
         self.cfg, self.get_batch, self.meta = cfg, get_batch, dict(meta or {})
@@ -216,13 +255,18 @@ class Trainer:
     def _slice(self, t):
         return t.chunk(self.world)[self.rank].to(self.device, non_blocking=True)
 
-    def batch(self, split="train", generator=None):
+    def batch(
+        self,
+        split="train",   # which split to draw from
+        generator=None,  # draw with this instead of the run's data stream
+    ):
         "This process's slice of the next global batch (drawn with the run's data stream unless `generator` is given)."
         x, y = self.get_batch(split, self.cfg.batch_size, self.data_gen if generator is None else generator)
         return self._slice(x), self._slice(y)
 
 # %% ../nbs/09_train.ipynb #3893b537
-def _compute_grads(self:Trainer) -> float:
+@patch
+def compute_grads(self:Trainer) -> float:
     "Accumulate gradients over `accum` micro-batches; return the mean loss in nats."
     self.net.train()
     self.opt.zero_grad(set_to_none=True)
@@ -237,7 +281,8 @@ def _compute_grads(self:Trainer) -> float:
         total = total + loss.detach().double()
     return total.item()
 
-def _train_step(self:Trainer) -> float:
+@patch
+def train_step(self:Trainer) -> float:
     "One optimizer step; returns the mean training loss over processes, in nats."
     loss = self.compute_grads()
     self.scaler.unscale_(self.opt)
@@ -251,11 +296,14 @@ def _train_step(self:Trainer) -> float:
     for k, v in zip(("step", "loss", "lr"), (self.step, loss, lr)): self.history[k].append(v)
     return loss
 
-Trainer.compute_grads, Trainer.train_step = _compute_grads, _train_step
-
 # %% ../nbs/09_train.ipynb #3ed98c7f
+@patch
 @torch.no_grad()
-def _evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
+def evaluate(
+    self:Trainer,
+    split:str="valid",      # which split to score
+    batches:int|None=None,  # how many batches (default: `cfg.eval_batches`)
+) -> dict:
     "Mean loss in bits and accuracy over `batches` fixed batches of `split`."
     self.net.eval()
     gen = torch.Generator().manual_seed(self.cfg.seed + 12345)
@@ -271,22 +319,29 @@ def _evaluate(self:Trainer, split:str="valid", batches:int|None=None) -> dict:
     nats, correct, count = (_all_mean(v) for v in (nats, correct, count))
     return {"step": self.step, "bits": nats / count / LN2, "acc": correct / count}
 
-Trainer.evaluate = _evaluate
-
 # %% ../nbs/09_train.ipynb #8e970fc8
-def config_from_checkpoint(ck:dict, path="checkpoint") -> SparseTransformerConfig:
+def config_from_checkpoint(
+    ck:dict,            # a loaded checkpoint
+    path="checkpoint",  # its file, for the error message
+) -> SparseTransformerConfig:
     "The model configuration stored in checkpoint `ck`, or `CheckpointError`."
     try: return SparseTransformerConfig(**ck["model_config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is incompatible: its model configuration is unusable ({str(e).splitlines()[0]})") from None
 
-def check_model_config(ck:dict, cfg:SparseTransformerConfig, path="checkpoint"):
+def check_model_config(
+    ck:dict,                      # a loaded checkpoint
+    cfg:SparseTransformerConfig,  # the configuration of the model it should load into
+    path="checkpoint",            # its file, for the error message
+):
     "Raise `CheckpointError` unless checkpoint `ck` was written for a model with configuration `cfg`."
     got = config_from_checkpoint(ck, path)
     diff = [f"{k}={getattr(got, k)!r} (this run: {getattr(cfg, k)!r})" for k in asdict(cfg) if getattr(got, k) != getattr(cfg, k)]
     if diff: raise CheckpointError(f"checkpoint {str(path)!r} is incompatible with this model: it has {', '.join(diff)}")
 
-def _state_dict(self:Trainer) -> dict:
+@patch
+def state_dict(self:Trainer) -> dict:
+    "Everything a checkpoint holds: both configurations, weights, optimizer, schedule, scaler, step, history, random streams."
     rng = rng_state(self.data_gen)
     if self.world > 1:
         per_rank = [None] * self.world
@@ -298,13 +353,22 @@ def _state_dict(self:Trainer) -> dict:
             "scaler": self.scaler.state_dict(), "step": self.step, "history": self.history, "evals": self.evals,
             "rng": rng, "world": self.world}
 
-def _save(self:Trainer, path=None):
+@patch
+def save(
+    self:Trainer,
+    path=None,     # file to write (default: `cfg.ckpt_path`)
+):
     "Write a checkpoint (from rank 0) to `path` or `cfg.ckpt_path`."
     state = self.state_dict()  # every rank takes part in the gather
     if self.rank == 0: save_checkpoint(state, path or self.cfg.ckpt_path)
     if dist.is_initialized(): dist.barrier()
 
-def _resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
+@patch
+def resume(
+    self:Trainer,
+    path,               # checkpoint file `save` wrote
+    ck:dict|None=None,  # the checkpoint, if already loaded from `path`
+) -> Trainer:
     "Restore this run from a checkpoint written by `save` (or from `ck`, already loaded from `path`); the model's configuration must match."
     ck = load_checkpoint(path) if ck is None else ck
     check_model_config(ck, self.model.cfg, path)
@@ -331,10 +395,12 @@ def _resume(self:Trainer, path, ck:dict|None=None) -> Trainer:
                           f"dropout masks differ from those of an uninterrupted run")
     return self
 
-Trainer.state_dict, Trainer.save, Trainer.resume = _state_dict, _save, _resume
-
 # %% ../nbs/09_train.ipynb #ac2db55a
-def _fit(self:Trainer, callback=None) -> Trainer:
+@patch
+def fit(
+    self:Trainer,
+    callback=None,  # called with the trainer after every step
+) -> Trainer:
     "Train until `cfg.steps`, evaluating and checkpointing on schedule."
     cfg = self.cfg
     bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or self.rank != 0,
@@ -351,10 +417,14 @@ def _fit(self:Trainer, callback=None) -> Trainer:
     bar.close()
     return self
 
-Trainer.fit = _fit
-
 # %% ../nbs/09_train.ipynb #285d301d
-def plot_history(history:dict, evals:list=(), baseline:float|None=None, title:str="Training", ax=None):
+def plot_history(
+    history:dict,              # `Trainer.history`: lists of step, loss (nats) and lr
+    evals:list=(),             # `Trainer.evals`: dicts with step and bits
+    baseline:float|None=None,  # bits per byte to draw as a line (the unigram baseline, say)
+    title:str="Training",      # title of the plot
+    ax=None,                   # Axes to draw on (default: a new figure)
+):
     "Training loss and validation bits per byte against step; `baseline` draws a reference line."
     import matplotlib.pyplot as plt
     fig = None

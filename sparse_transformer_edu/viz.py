@@ -13,7 +13,7 @@ from matplotlib.colors import ListedColormap, BoundaryNorm
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, NullFormatter, LogLocator
 from .patterns import (
-    KINDS, pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, check_int)
+    pattern_predicate, token_mask, reach, block_layout, strided_permutation, fit_exponent, check_int)
 
 # %% auto #0
 __all__ = ['CLASSES', 'FUTURE', 'UNREACHED', 'TWO_HOPS', 'DIRECT1', 'DIRECT2', 'QUERY', 'COLORS', 'CMAP', 'NORM', 'LSE_BYTES',
@@ -27,7 +27,10 @@ FUTURE, UNREACHED, TWO_HOPS, DIRECT1, DIRECT2, QUERY = range(len(CLASSES))
 COLORS = ("#ffffff", "#f4a582", "#c6dbef", "#2166ac", "#e08214", "#000000")
 CMAP, NORM = ListedColormap(COLORS), BoundaryNorm([k - 0.5 for k in range(len(CLASSES) + 1)], len(CLASSES))
 
-def default_query(n:int, stride:int) -> int:
+def default_query(
+    n:int,       # sequence length
+    stride:int,  # block length l: the band width, the stride, the fixed block
+) -> int:
     "A query three quarters of the way along, offset by half a stride: late enough to have a long past."
     return min(n - 1, 3 * n // 4 + stride // 2)
 
@@ -38,7 +41,15 @@ def _query(query, n, stride):
     return query
 
 # %% ../nbs/02_connectivity.ipynb #045540a6
-def connectivity(kind:str, n:int, *, stride:int, c:int|None=None, query:int|None=None, hops:int=2) -> torch.Tensor:
+def connectivity(
+    kind:str,             # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,                # sequence length
+    *,
+    stride:int,           # block length l: the band width, the stride, the fixed block
+    c:int|None=None,      # fixed only: summary cells per block, 1 <= c <= stride
+    query:int|None=None,  # output position to show (default: `default_query`)
+    hops:int=2,           # paths up to this many steps count as reached
+) -> torch.Tensor:
     "Class code (an index into `CLASSES`) of every input position for output position `query`."
     mask = token_mask(kind, n, stride=stride, c=c)
     q = _query(query, n, stride)
@@ -64,7 +75,14 @@ def _check_mask(mask):
 def _new_ax(ax, figsize):
     return Figure(figsize=figsize, layout="constrained").add_subplot() if ax is None else ax
 
-def plot_mask(mask:torch.Tensor, ax=None, *, query:int|None=None, title:str|None=None, legend:bool=True):
+def plot_mask(
+    mask:torch.Tensor,    # square boolean mask
+    ax=None,              # Axes to draw on (default: a new figure)
+    *,
+    query:int|None=None,  # row to highlight, or None
+    title:str|None=None,  # title above the drawing
+    legend:bool=True,     # draw the legend of the colours
+):
     "Draw a square boolean mask (black = attends) on `ax` or a new figure, and return the Axes."
     mask = _check_mask(mask)
     n = mask.shape[0]
@@ -88,11 +106,18 @@ def _grid_shape(grid, n):
         raise ValueError(f"grid={grid!r} is not allowed: grid must be None or a (rows, cols) pair of positive ints with rows * cols == n={n}")
     return tuple(grid)
 
-def class_labels(kind:str|None=None) -> list[str]:
+def class_labels(
+    kind:str|None=None,  # pattern the labels are for; kinds without parts say plain "direct"
+) -> list[str]:
     "Legend labels of `CLASSES`; kinds without parts call their direct inputs plain 'direct'."
     return [("direct" if kind in ("dense", "local") and k == DIRECT1 else name) for k, name in enumerate(CLASSES)]
 
-def class_legend(target, kind:str|None=None, classes=None, **kwargs):
+def class_legend(
+    target,              # Axes or Figure to add the legend to
+    kind:str|None=None,  # pattern the labels are for
+    classes=None,        # class codes drawn, so that only those present are listed (None: all)
+    **kwargs,            # passed on to matplotlib's `legend`
+):
     "Add a legend of the class colours (only the classes present, when `classes` is given) to an Axes or Figure."
     present = range(len(CLASSES)) if classes is None else sorted(set(torch.as_tensor(classes).flatten().tolist()))
     labels = class_labels(kind)
@@ -100,7 +125,15 @@ def class_legend(target, kind:str|None=None, classes=None, **kwargs):
     return target.legend(handles=handles, **kwargs)
 
 # %% ../nbs/02_connectivity.ipynb #cdbfd186
-def plot_classes(classes:torch.Tensor, ax=None, *, grid=None, kind:str|None=None, title:str|None=None, legend:bool=True):
+def plot_classes(
+    classes:torch.Tensor,  # class codes from `connectivity`
+    ax=None,               # Axes to draw on (default: a new figure)
+    *,
+    grid=None,             # (rows, cols) image to fold the sequence into; None: a strip
+    kind:str|None=None,    # pattern the legend labels are for
+    title:str|None=None,   # title above the drawing
+    legend:bool=True,      # draw the legend of the colours
+):
     "Draw class codes as a 1-D strip (grid=None) or a (rows, cols) image in raster order, and return the Axes."
     classes = torch.as_tensor(classes).flatten().cpu()
     n = classes.numel()
@@ -124,8 +157,16 @@ def _describe(kind, n, stride, c):
     extra = f", c = {c}" if kind == "fixed" else ""
     return f"{kind}, n = {n}, l = {stride}{extra}"
 
-def plot_connectivity(kind:str, n:int, *, stride:int, c:int|None=None, query:int|None=None, grid=None,
-                      hops:int=2) -> Figure:
+def plot_connectivity(
+    kind:str,             # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,                # sequence length
+    *,
+    stride:int,           # block length l: the band width, the stride, the fixed block
+    c:int|None=None,      # fixed only: summary cells per block, 1 <= c <= stride
+    query:int|None=None,  # output position to show (default: `default_query`)
+    grid=None,            # (rows, cols) image to fold the sequence into; None: a strip
+    hops:int=2,           # paths up to this many steps count as reached
+) -> Figure:
     "Figure with the mask, the image (if `grid`) and the sequence of what output `query` reads and reaches."
     mask = token_mask(kind, n, stride=stride, c=c)
     q = _query(query, n, stride)
@@ -144,8 +185,15 @@ def plot_connectivity(kind:str, n:int, *, stride:int, c:int|None=None, query:int
     return fig
 
 # %% ../nbs/02_connectivity.ipynb #9e10593a
-def compare_patterns(n:int=256, *, stride:int=16, c:int=4, query:int|None=None, grid=(16, 16),
-                     kinds=("dense", "strided", "fixed")) -> Figure:
+def compare_patterns(
+    n:int=256,                          # sequence length
+    *,
+    stride:int=16,                      # block length l: the band width, the stride, the fixed block
+    c:int=4,                            # fixed only: summary cells per block, 1 <= c <= stride
+    query:int|None=None,                # output position to show (default: `default_query`)
+    grid=(16, 16),                      # (rows, cols) image to fold the sequence into; None: a strip
+    kinds=("dense", "strided", "fixed"),  # patterns to draw, one panel each
+) -> Figure:
     "Figure in the spirit of the paper's Figure 3: for each kind, the image of one query above its mask."
     _grid_shape(grid, n)
     q = _query(query, n, stride)
@@ -161,8 +209,17 @@ def compare_patterns(n:int=256, *, stride:int=16, c:int=4, query:int|None=None, 
     return fig
 
 # %% ../nbs/02_connectivity.ipynb #da6b7b38
-def save_connectivity_figures(outdir, *, n:int=256, stride:int=16, c:int=4, query:int|None=None, grid=(16, 16),
-                              kinds=("dense", "strided", "fixed"), dpi:int=110) -> list[Path]:
+def save_connectivity_figures(
+    outdir,                             # folder for the PNG files (created if missing)
+    *,
+    n:int=256,                          # sequence length
+    stride:int=16,                      # block length l: the band width, the stride, the fixed block
+    c:int=4,                            # fixed only: summary cells per block, 1 <= c <= stride
+    query:int|None=None,                # output position to show (default: `default_query`)
+    grid=(16, 16),                      # (rows, cols) image to fold the sequence into; None: a strip
+    kinds=("dense", "strided", "fixed"),  # patterns to draw, one file each
+    dpi:int=110,                        # resolution of the PNG files
+) -> list[Path]:
     "Write connectivity_<kind>.png for each kind and connectivity_compare.png into `outdir`; return the paths."
     for kind in kinds: pattern_predicate(kind, stride=stride, c=c if kind == "fixed" else None, n=n)  # reject bad input before writing
     _grid_shape(grid, n); _query(query, n, stride); check_int("dpi", dpi, 1, "an integer >= 1")
@@ -188,8 +245,17 @@ def _tiles(mask, block):
     return int(lay.sum()), (mask.shape[0] // lay.shape[0]) * (mask.shape[1] // lay.shape[1])
 
 # %% ../nbs/02_connectivity.ipynb #9fdb2c30
-def attention_memory(kind:str, n:int, *, stride:int, c:int|None=None, block=64, heads:int=1, head_dim:int=64,
-                     dtype_bytes:int=2) -> dict:
+def attention_memory(
+    kind:str,           # pattern: "dense", "local", "strided" or "fixed" (`KINDS`)
+    n:int,              # sequence length
+    *,
+    stride:int,         # block length l: the band width, the stride, the fixed block
+    c:int|None=None,    # fixed only: summary cells per block, 1 <= c <= stride
+    block=64,           # tile shape: an int for square tiles, or (rows, cols)
+    heads:int=1,        # attention heads in the layer
+    head_dim:int=64,    # dimension of each head
+    dtype_bytes:int=2,  # bytes per stored score or output element (2 for bf16)
+) -> dict:
     "Bytes one layer keeps for the backward pass: dense scores, block-sparse score tiles, or fused output + log-sum-exp."
     for name, v in (("heads", heads), ("head_dim", head_dim)): check_int(name, v, 1, "an integer >= 1")
     if dtype_bytes not in (1, 2, 4, 8):
@@ -210,12 +276,22 @@ def attention_memory(kind:str, n:int, *, stride:int, c:int|None=None, block=64, 
     return r
 
 # %% ../nbs/02_connectivity.ipynb #65235030
-def pow2_stride(n:int) -> int:
+def pow2_stride(
+    n:int,  # sequence length
+) -> int:
     "The largest power of two not above √n, so that n is a multiple of it when n is a power of two."
     check_int("n", n, 1, "an integer >= 1")
     return 1 << (math.isqrt(n).bit_length() - 1)
 
-def memory_sweep(ns, *, c:int=4, blocks=(64,), heads:int=1, head_dim:int=64, dtype_bytes:int=2) -> dict:
+def memory_sweep(
+    ns,                 # sequence lengths
+    *,
+    c:int=4,            # fixed summary width
+    blocks=(64,),       # tile sizes, one sweep each
+    heads:int=1,        # attention heads
+    head_dim:int=64,    # dimension of each head
+    dtype_bytes:int=2,  # bytes per stored score or output element (2 for bf16)
+) -> dict:
     "`attention_memory` rows, as `sweep[block][kind]`, for dense, strided and fixed at each n with stride `pow2_stride(n)`."
     sweep = {b: {kind: [] for kind in ("dense", "strided", "fixed")} for b in blocks}
     for n in ns:  # n outermost, so the masks of one n are built once for all blocks
@@ -239,7 +315,12 @@ def _bytes_label(b):
         if b < 1024 or unit == "TiB": return f"{b:g} {unit}"
         b /= 1024
 
-def plot_memory(sweep:dict, ax=None, *, title:str|None=None):
+def plot_memory(
+    sweep:dict,           # one block's rows from `memory_sweep`: `sweep[kind]`
+    ax=None,              # Axes to draw on (default: a new figure)
+    *,
+    title:str|None=None,  # title above the drawing
+):
     "Log-log plot of one block's byte counts from `memory_sweep` against n, each line labelled with its fitted slope."
     ax = _new_ax(ax, (6.4, 4.6))
     for label, kind, key, style in MEMORY_LINES:

@@ -3,7 +3,7 @@
 Builds the site with `python docs/build.py`, serves _site/ on 127.0.0.1 from a thread, and drives Debian's headless
 Chromium (selenium + /usr/bin/chromedriver) through it. Without Chromium the tests skip, except under CI=true,
 where they fail. Screenshots of the front page and of the first chapter go to test-artifacts/."""
-import importlib, importlib.util, inspect, os, re, shutil, subprocess, sys, threading, time
+import importlib, importlib.util, inspect, os, re, subprocess, sys, threading, time
 from functools import partial
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -33,8 +33,7 @@ build = _load_builder()
 
 
 def _browser_missing():
-    try: import selenium  # noqa: F401
-    except ImportError: return 'selenium is not installed (pip install selenium)'
+    if importlib.util.find_spec('selenium') is None: return 'selenium is not installed (pip install selenium)'
     for p in (CHROMIUM, CHROMEDRIVER):
         if not Path(p).exists(): return f'{p} not found (apt-get install -y chromium chromium-driver)'
     return None
@@ -185,6 +184,13 @@ def test_navigation_lists_chapters_in_order(driver, server, book):
     chapters = [d for d in book['docs'] if d != 'index']
     listed = [p[:-len('.html')] for p in pages if p[:-len('.html')] in chapters]
     assert listed == chapters, f'navigation lists {listed}, expected {chapters}'
+    titles = driver.execute_script(
+        "return Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal')).map(a => a.textContent.trim())")
+    numbered = {p: t for p, t in zip(pages, titles) if p[:-len('.html')] in chapters}
+    files = {build.docname(p): p.name for p in build.Site().paths}
+    wrong = {p: t for p, t in numbered.items() if re.match(r'^\d+_', files[p[:-len('.html')]])
+             and not t.startswith(files[p[:-len('.html')]].split('_')[0] + ' ')}
+    assert not wrong, f'sidebar titles without their chapter number: {wrong}'
     assert 'index.html' in pages or '' in pages, 'the front page is not in the navigation'
     assert 'api/index.html' in pages, 'the API reference is not in the navigation'
 
@@ -224,6 +230,38 @@ def test_search_finds_an_exported_function(driver, server, book):
     paths = [urlparse(h).path.lstrip('/') for h in hrefs]
     assert page in paths, f'searching for {name!r} did not find {page}; found {paths}'
     assert not _severe(driver)
+
+
+def test_search_results_quote_the_pages(driver, server):
+    "Text results carry a snippet from the page's article that contains the term, not the sidebar's contents."
+    from selenium.webdriver.support.ui import WebDriverWait
+    _open(driver, server + 'search.html?q=softmax')
+    WebDriverWait(driver, 30).until(lambda d: len(d.find_elements('css selector', '#search-results li p.context')) >= 3)
+    snippets = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#search-results li p.context')).map(p => p.textContent)")
+    assert all('softmax' in s.lower() for s in snippets[:5]), snippets[:5]
+    assert not any(re.search(r'\bContents\b|Light Dark', s) for s in snippets), snippets
+    assert not _severe(driver)
+
+
+def test_download_button_gives_the_notebook(server, book):
+    "Each chapter's download button links to the course notebook itself, with every cell of the one in nbs/."
+    import json
+    for p, doc in build.Site().docs.items():
+        html = (SITE/f'{doc}.html').read_text(encoding='utf-8')
+        m = re.search(r'href="([^"]+)"[^>]*\n?[^>]*btn-download-source-button', html)
+        assert m and m.group(1) == f'_sources/{doc}.ipynb', f'{doc}: download button links to {m and m.group(1)!r}'
+        with urlopen(server + m.group(1), timeout=30) as r: got = json.loads(r.read())
+        assert len(got['cells']) == len(json.loads(p.read_text(encoding='utf-8'))['cells']), doc
+
+
+def test_entries_show_signatures_as_written(site):
+    "No annotation inferred from a default, no catch-all `(*args, **kwargs)`, no docstring inherited from a base."
+    bad = {r'NoneType': 'an annotation inferred from a default of None', r'Call self as a function': 'a foreign docstring',
+           r'(class|def|exception) \w+\(\s*\*args, \*\*kwargs\s*\)': 'a catch-all constructor signature'}
+    problems = [f'{f.name}: {why}' for f in sorted(SITE.glob('*.html')) + sorted((SITE/'api').glob('*.html'))
+                for needle, why in bad.items() if re.search(needle, re.sub(r'<[^>]+>', '', f.read_text(encoding='utf-8')))]
+    assert not problems, '\n'.join(problems[:40])
 
 
 # --- links, crawled without the browser
@@ -340,6 +378,7 @@ def test_processing_honours_directives(tmp_path):
         _cell('code', '#| echo: false\nprint("ECHO-SOURCE")', _stream('ECHO-OUTPUT\n')),
         _cell('code', '#| exports\ndef shown_export(y):\n    "SHOWN-DOC"\n    return y'),
         _cell('code', 'raise RuntimeError("this notebook must not run")', _stream('COMMITTED-OUTPUT\n')),
+        dict(_cell('code', 'print("LONG-LOG")', _stream('COLLAPSED-OUTPUT\n')), metadata={'jupyter': {'outputs_hidden': True}}),
         _cell('code', '#| hide\nimport nbdev; nbdev.nbdev_export()'),
     ])
     p = tmp_path/'42_madeup.ipynb'
@@ -363,7 +402,9 @@ def test_processing_honours_directives(tmp_path):
     assert 'hide-input' not in shown['metadata'].get('tags', [])                # exports: the code is shown open ...
     assert '### shown_export' in md                                            # ... with its show_doc
     assert 'COMMITTED-OUTPUT' in outs                                           # committed outputs, nothing run
-    assert '#|' not in src and '---' not in md and '$a^2 + b^2$' in md
+    log = next(c for c in code if 'COLLAPSED-OUTPUT' in json.dumps(c['outputs']))
+    assert 'hide-output' in log['metadata']['tags']                             # collapsed in Jupyter: folded here
+    assert '#|' not in src and not re.search(r'^---\s*$', md, re.M) and '$a^2 + b^2$' in md   # no front matter left
 
 
 def test_kernel_pages_show_kernel_source(driver, server):

@@ -1,7 +1,7 @@
 """Run every notebook's test cells through nbdev_test, one pytest case per notebook.
 
 STE_TEST_FLAGS (space separated, e.g. "cuda slow") is passed on as nbdev_test --flags."""
-import os, subprocess, sys
+import os, subprocess
 from pathlib import Path
 import pytest
 

@@ -6,26 +6,20 @@ number of seconds of training. Dense uses PyTorch SDPA (backend='sdpa'); fixed a
 The first steps (kernel compilation) and the evaluations are not counted. The learning-rate schedule (linear warm-up,
 cosine decay) is sized to each pattern's own step count, estimated from its measured time per step.
 
-Usage: python bench/h200_table2.py SECONDS OUT_JSON [BATCH]"""
-import json, sys, time, torch
+Usage: python bench/table2.py SECONDS OUT_JSON [--batch 4]"""
+import argparse, json, time
+import torch
 import triton
 from sparse_transformer_edu import data as D, model as M, train as T
 from enwik8_shape import CASES, enwik8_config
 
-budget, out = float(sys.argv[1]), sys.argv[2]
-batch = int(sys.argv[3]) if len(sys.argv) > 3 else 4
-warm_steps, time_steps, eval_points = 3, 5, 3
-splits = D.stdlib_splits()
-baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
-result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": budget, "batch": batch,
-          "corpus_bytes": {k: len(v) for k, v in splits.items()}, "unigram_bits": baseline, "runs": {}}
-print(result, flush=True)
 
 def sync_time():
     torch.cuda.synchronize(); return time.perf_counter()
 
-for kind, backend in CASES:
+
+def train_for(kind, backend, budget, batch, splits, warm_steps=3, time_steps=5, eval_points=3):
+    "Train one pattern for `budget` seconds of training time; its curve of validation bits/byte and its timings."
     torch.manual_seed(0)
     cfg = enwik8_config(kind, backend)
     tcfg = T.TrainConfig(steps=10**6, batch_size=batch, lr=6e-4, warmup=30, min_lr_ratio=0.1, precision="bf16",
@@ -52,10 +46,28 @@ for kind, backend in CASES:
     if not curve or curve[-1]["step"] != tr.step:
         ev = tr.evaluate("valid")
         curve.append({"seconds": trained, "step": tr.step, "train_bits": loss / T.LN2, "valid_bits": ev["bits"]})
-    result["runs"][kind] = {"backend": backend, "ms_per_step": per_step * 1e3, "steps": tr.step, "seconds": trained,
-                            "valid_bits": curve[-1]["valid_bits"], "curve": curve,
-                            "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
-    print(kind, {k: v for k, v in result["runs"][kind].items() if k != "curve"}, flush=True)
-    json.dump(result, open(out, "w"), indent=1)
-    del tr
-    torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    return {"backend": backend, "ms_per_step": per_step * 1e3, "steps": tr.step, "seconds": trained,
+            "valid_bits": curve[-1]["valid_bits"], "curve": curve, "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("seconds", type=float, help="training time per pattern")
+    ap.add_argument("out", help="JSON file for the results")
+    ap.add_argument("--batch", type=int, default=4, help="sequences of 12,288 bytes per step (default: %(default)s)")
+    args = ap.parse_args(argv)
+    budget, out, batch = args.seconds, args.out, args.batch
+    splits = D.stdlib_splits()
+    baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "budget_s": budget, "batch": batch,
+              "corpus_bytes": {k: len(v) for k, v in splits.items()}, "unigram_bits": baseline, "runs": {}}
+    print(result, flush=True)
+    for kind, backend in CASES:
+        result["runs"][kind] = train_for(kind, backend, budget, batch, splits)
+        print(kind, {k: v for k, v in result["runs"][kind].items() if k != "curve"}, flush=True)
+        json.dump(result, open(out, "w"), indent=1)
+        torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+
+
+if __name__ == "__main__": main()
