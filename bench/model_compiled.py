@@ -6,9 +6,9 @@ are our kernels through the registered op. Each residual block is compiled (regi
 one compiled graph), or the whole model with --whole. Median of --iters iterations after three warm-up iterations.
 
 Usage: python bench/model_compiled.py --out DIR [--batches 1 8] [--modes default reduce-overhead] [--whole]"""
-import argparse, json, os, statistics, sys, time
+import argparse, json, os, statistics, time
 import torch, torch._dynamo
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 from enwik8_shape import CASES, enwik8_config, loss_backward
 from sparse_transformer_edu import model as M, op as OP
 from sparse_transformer_edu.bench import device_line

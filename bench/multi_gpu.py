@@ -20,7 +20,7 @@ import argparse, gc, json, os, signal, subprocess, sys, tempfile, time, tracebac
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # the package without installing it
 import torch
 from sparse_transformer_edu.train import (MULTICAST_OFF, Trainer, TrainConfig, lm_batches, load_checkpoint,
                                           setup_distributed, torchrun_command, torchrun_env)

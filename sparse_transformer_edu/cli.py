@@ -130,7 +130,9 @@ def cmd_train(
     return 0
 
 # %% ../nbs/12_cli.ipynb #c261bb21
-def train_argv(args) -> list:
+def train_argv(
+    args,  # the parsed `ste train` arguments
+) -> list:
     "The `ste train` arguments that set what `args` sets, each option spelled in full, without `--nproc`."
     ap = build_parser()
     train = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction)).choices["train"]
@@ -142,7 +144,10 @@ def train_argv(args) -> list:
         else: out += [a.option_strings[0]] if a.nargs == 0 else [a.option_strings[0], str(v)]
     return out
 
-def start_processes(args, tcfg:TrainConfig) -> int:
+def start_processes(
+    args,              # the parsed `ste train` arguments
+    tcfg:TrainConfig,  # the resolved training settings (for the batch check)
+) -> int:
     "Run this `ste train` command in `args.nproc` processes under torchrun; return their exit code."
     check_nproc(args.nproc, tcfg.batch_size)
     if args.shard and tcfg.precision == "fp16":

@@ -21,7 +21,12 @@ def _grid(n, device=None):
 # %% ../nbs/01_patterns.ipynb #53377d46
 KINDS = ("dense", "local", "strided", "fixed")
 
-def check_int(name, value, lo, allowed):
+def check_int(
+    name,     # the parameter's name, for the message
+    value,    # what was given
+    lo,       # the smallest allowed value
+    allowed,  # what is allowed, in words
+):
     "Raise a ValueError naming `name`, its value and what is `allowed`, unless value is an int >= lo."
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         raise ValueError(f"{name}={value!r} is not allowed: {name} must be {allowed}")
@@ -180,7 +185,9 @@ def fit_exponent(
     return float((x * (y - y.mean())).sum() / (x * x).sum())
 
 # %% ../nbs/01_patterns.ipynb #8fea31d9
-def tile_shape(block):
+def tile_shape(
+    block,  # an int (square tiles) or a (rows, cols) pair
+):
     "A tile shape (rows, cols) from an int or a pair; a ValueError names anything else."
     given = block
     if isinstance(block, int) and not isinstance(block, bool): block = (block, block)

@@ -437,19 +437,29 @@ def plot_history(
     return fig if fig is not None else ax
 
 # %% ../nbs/09_train.ipynb #687cfe4c
-def torchrun_command(nproc:int, args, module:str|None="sparse_transformer_edu.cli") -> list:
+def torchrun_command(
+    nproc:int,                                # processes on this machine
+    args,                                     # the arguments after the module (or the script and its arguments)
+    module:str|None="sparse_transformer_edu.cli",  # the module to run with -m, or None for a script
+) -> list:
     "The command line that runs `python -m module *args` (or the script `args[0]` if `module` is None) in `nproc` processes."
     target = ["-m", module] if module else []
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *target, *map(str, args)]
 
-def torchrun_env(nproc:int, env:dict|None=None) -> dict:
+def torchrun_env(
+    nproc:int,            # processes on this machine
+    env:dict|None=None,   # the environment to start from (default: this process's)
+) -> dict:
     "Environment for the processes: NVLink multicast off and the CPU cores shared out, unless `env` already says."
     env = dict(os.environ if env is None else env)
     for k, v in MULTICAST_OFF.items(): env.setdefault(k, v)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     return env
 
-def check_nproc(nproc:int, batch_size:int):
+def check_nproc(
+    nproc:int,       # processes asked for
+    batch_size:int,  # the global batch they share
+):
     "Raise `ValueError` unless `nproc` processes can run here, each with an equal share of `batch_size`."
     _need("nproc", nproc, 1)
     gpus = torch.cuda.device_count()
@@ -457,12 +467,20 @@ def check_nproc(nproc:int, batch_size:int):
     if batch_size % nproc:
         raise ValueError(f"batch_size={batch_size} is not allowed with nproc={nproc}: the global batch must be a multiple of {nproc}")
 
-def launch(nproc:int, args, module:str|None="sparse_transformer_edu.cli", env:dict|None=None) -> int:
+def launch(
+    nproc:int,                                # processes on this machine
+    args,                                     # the arguments after the module
+    module:str|None="sparse_transformer_edu.cli",  # the module to run with -m, or None for a script
+    env:dict|None=None,                       # the environment to start from (default: this process's)
+) -> int:
     "Run `python -m module *args` in `nproc` processes under torchrun, wait, and return its exit code."
     return subprocess.run(torchrun_command(nproc, args, module), env=torchrun_env(nproc, env)).returncode
 
 # %% ../nbs/09_train.ipynb #915c27a3
-def shard_model(model:SparseTransformer, precision:str="fp32") -> SparseTransformer:
+def shard_model(
+    model:SparseTransformer,  # the model, on this process's device
+    precision:str="fp32",     # the resolved precision of the run
+) -> SparseTransformer:
     "Shard `model` over the processes with FSDP2, one block at a time, then the rest; returns the same module."
     if precision == "fp16":
         raise ValueError("precision='fp16' is not allowed with shard=True: the loss scaler would check only this process's "
@@ -479,7 +497,9 @@ def _param_names(t:Trainer) -> list:
     names = {id(p): n for n, p in t.model.named_parameters()}
     return [names[id(p)] for g in t.opt.param_groups for p in g["params"]]
 
-def full_state(t:Trainer) -> tuple:
+def full_state(
+    t:Trainer,  # a trainer whose model is sharded
+) -> tuple:
     "The whole model and optimizer state of a sharded trainer, as one process would save them (on rank 0; empty elsewhere)."
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
     full = StateDictOptions(full_state_dict=True, cpu_offload=True)
@@ -490,7 +510,11 @@ def full_state(t:Trainer) -> tuple:
     return model, {"state": {number[n]: s for n, s in optim["state"].items()},
                    "param_groups": [{**g, "params": [number[n] for n in g["params"]]} for g in optim["param_groups"]]}
 
-def load_full_state(t:Trainer, model:dict, optim:dict):
+def load_full_state(
+    t:Trainer,    # a trainer whose model is sharded
+    model:dict,   # a single-process model state
+    optim:dict,   # a single-process optimizer state
+):
     "Load a whole (single-process) model and optimizer state into a sharded trainer; each process keeps its slice."
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
     names = _param_names(t)
