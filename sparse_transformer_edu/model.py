@@ -15,6 +15,7 @@ from .plans import sparse_plan, per_head
 from .op import sparse_attention, BACKENDS
 from .kernels import HAS_TRITON, HEAD_DIMS
 from .recompute import recompute
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['SparseTransformerConfig', 'layer_pattern', 'SparseSelfAttention', 'FeedForward', 'Block', 'position_tables',
@@ -194,8 +195,10 @@ class SparseTransformer(nn.Module):
         return self.head(self.ln_f(h))
 
 # %% ../nbs/07_model.ipynb #872c9275
+@patch
 @torch.no_grad()
-def _init_sparse_transformer(m:SparseTransformer):
+def reset_parameters(m:SparseTransformer):
+    "The paper's initialization (section 6), in place."
     cfg, d = m.cfg, m.cfg.d_model
     nn.init.normal_(m.tok_emb.weight, std=0.125 / math.sqrt(d))
     for table in m.pos_emb: nn.init.normal_(table.weight, std=0.125 / math.sqrt(d * len(m.pos_emb)))
@@ -207,8 +210,6 @@ def _init_sparse_transformer(m:SparseTransformer):
         for ln in (block.ln1, block.ln2): ln.reset_parameters()
     m.ln_f.reset_parameters()
     nn.init.zeros_(m.head.weight)
-
-SparseTransformer.reset_parameters = _init_sparse_transformer
 
 # %% ../nbs/07_model.ipynb #967724a0
 def attended_positions(kind:str, i:int, *, stride:int, c:int|None=None, part:int|None=None,
@@ -236,13 +237,21 @@ def mean_attended(kind:str, n:int, *, stride:int, c:int|None=None, part:int|None
     return sum(len(attended_positions(kind, i, stride=stride, c=c, part=part, summary=summary)) for i in range(n)) / n
 
 # %% ../nbs/07_model.ipynb #5c5fe213
-def _num_params(self:SparseTransformer, non_embedding:bool=False) -> int:
+@patch
+def num_params(
+    self:SparseTransformer,
+    non_embedding:bool=False,  # leave out the token and position embedding tables
+) -> int:
     "Number of parameters, optionally without the embedding tables."
     n = sum(p.numel() for p in self.parameters())
     if non_embedding: n -= self.tok_emb.weight.numel() + sum(t.weight.numel() for t in self.pos_emb)
     return n
 
-def _flops_per_token(self:SparseTransformer, training:bool=True) -> float:
+@patch
+def flops_per_token(
+    self:SparseTransformer,
+    training:bool=True,  # count the backward (and recomputation) too
+) -> float:
     "FLOPs per token: 2 per matrix weight plus 4*D per attended position and head, times 3 (4 with recompute) when training."
     cfg = self.cfg
     D = cfg.d_model // cfg.n_head
@@ -256,6 +265,3 @@ def _flops_per_token(self:SparseTransformer, training:bool=True) -> float:
     blocks, out = 2 * matmul + attn, 2 * head
     if not training: return blocks + out
     return 3 * (blocks + out) + (blocks if cfg.recompute else 0)
-
-SparseTransformer.num_params = _num_params
-SparseTransformer.flops_per_token = _flops_per_token

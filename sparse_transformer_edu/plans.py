@@ -360,6 +360,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     return tuple(_fixed_passes(n, stride, c, parts[0], sums, block, dev, kernel))
 
 # %% ../nbs/05_kernel_backward.ipynb #458e6971
+from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
 _PASS_INTS = 8   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role
 
@@ -451,13 +452,13 @@ def plan_pairs(plan:SparsePlan) -> float:
         total += (p.lut_mask < 0).sum().item() * p.BM * p.BN + tile_sums[p.lut_mask[p.lut_mask >= 0].long()].sum().item()
     return total / max(p.HL for p in plan.fwd)
 
-def _describe(plan):
+@patch
+def __repr__(plan:SparsePlan):
     def passes(ps): return f"{len(ps)} pass{'es' if len(ps) > 1 else ''} of {', '.join(f'{p.BM}x{p.BN}' for p in ps)} tiles, {sum(p.nnz for p in ps):,} entries"
     pairs = plan_pairs(plan)
     return "\n".join([f"SparsePlan({plan.name}, n={plan.n:,}, heads={'shared' if plan.heads == 1 else plan.heads}, device={plan.device})",
                       f"  forward:  {passes(plan.fwd)}", f"  backward: {passes(plan.bwd)}",
                       f"  {pairs:,.0f} pairs per head: {100 * pairs / (plan.n * (plan.n + 1) / 2):.2f}% of causal attention"])
-SparsePlan.__repr__ = _describe
 
 # %% ../nbs/05_kernel_backward.ipynb #432d0427
 def _blocks(block, default):
