@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_train.ipynb #0960d6c6
 from __future__ import annotations
-import math, os, random, subprocess, sys, contextlib, tempfile, warnings
+import math, os, random, subprocess, sys, time, contextlib, tempfile, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -21,8 +21,8 @@ from .data import get_batch as data_batch
 __all__ = ['PRECISIONS', 'LN2', 'CKPT_FORMAT', 'MULTICAST_OFF', 'TrainConfig', 'WarmupCosine', 'make_optimizer',
            'resolve_precision', 'autocast', 'lm_loss', 'lm_batches', 'rng_state', 'set_rng_state', 'CheckpointError',
            'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'Trainer', 'config_from_checkpoint',
-           'check_model_config', 'plot_history', 'torchrun_command', 'torchrun_env', 'check_nproc', 'launch',
-           'shard_model', 'full_state', 'load_full_state']
+           'check_model_config', 'TimeBudget', 'plot_history', 'torchrun_command', 'torchrun_env', 'check_nproc',
+           'launch', 'shard_model', 'full_state', 'load_full_state']
 
 # %% ../nbs/09_train.ipynb #59a467be
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -50,11 +50,14 @@ class TrainConfig:
     ckpt_every: int = 0         # steps between checkpoints (0: only at the end)
     seed: int = 0               # seed of the data and evaluation generators
     progress: bool = True       # show a progress bar
+    time_limit: float = 0.0     # seconds of wall time for `fit`; 0 means no limit
+    compile: bool = False       # train through `torch.compile`
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "accum"): _need(name, getattr(self, name), 1)
         for name in ("warmup", "eval_every", "eval_batches", "ckpt_every", "seed"): _need(name, getattr(self, name), 0)
-        for name in ("weight_decay", "clip", "min_lr_ratio"): _need(name, getattr(self, name), 0, float)
+        for name in ("weight_decay", "clip", "min_lr_ratio", "time_limit"): _need(name, getattr(self, name), 0, float)
+        if not isinstance(self.compile, bool): raise ValueError(f"compile={self.compile!r} is not allowed: compile must be True or False")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} is not allowed: lr must be a number > 0")
         if self.precision not in PRECISIONS:
@@ -245,6 +248,7 @@ class Trainer:
         self.sharded = shard and self.world > 1   # one process has nothing to shard
         if self.sharded: self.net = shard_model(self.model, self.precision)   # see "Sharding the model" below
         else: self.net = DistributedDataParallel(self.model) if self.world > 1 else self.model
+        if cfg.compile: self.net = torch.compile(self.net)   # a wrapper: `self.model`, whose weights are saved, keeps its names
         self.opt = make_optimizer(self.model, cfg)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, WarmupCosine(cfg.warmup, cfg.steps, cfg.min_lr_ratio))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
@@ -395,18 +399,41 @@ def resume(
                           f"dropout masks differ from those of an uninterrupted run")
     return self
 
+# %% ../nbs/09_train.ipynb #7d1e0a02
+class TimeBudget:
+    "Counts a run's wall time against `seconds`; after `warm` untimed steps, says how many more steps fit."
+    def __init__(self, seconds:float, warm:int=3, clock=time.perf_counter):
+        self.seconds, self.warm, self.clock = seconds, warm, clock
+        self.start, self.steps = clock(), 0
+        self.timed_from = self.start if warm == 0 else None
+
+    def steps_left(self) -> int|None:
+        "Call once after every step: how many further steps fit, or None while the untimed steps run."
+        now = self.clock()
+        self.steps += 1
+        if self.steps == self.warm: self.timed_from = now
+        if self.steps <= self.warm: return None   # even past the limit, so that processes at the same step agree
+        if now - self.start >= self.seconds: return 0
+        per_step = (now - self.timed_from) / (self.steps - self.warm)
+        return int((self.seconds - (now - self.start)) / per_step)
+
 # %% ../nbs/09_train.ipynb #ac2db55a
 @patch
 def fit(
     self:Trainer,
     callback=None,  # called with the trainer after every step
 ) -> Trainer:
-    "Train until `cfg.steps`, evaluating and checkpointing on schedule."
+    "Train until `cfg.steps` (or until `cfg.time_limit` seconds have passed), evaluating and checkpointing on schedule."
     cfg = self.cfg
+    budget, most = (TimeBudget(cfg.time_limit) if cfg.time_limit else None), cfg.steps
     bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress or self.rank != 0,
                desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
     while self.step < cfg.steps:
         loss = self.train_step()
+        left = budget.steps_left() if budget is not None else None
+        if left is not None:
+            cfg.steps = min(most, self.step + int(_all_mean(left)))
+            self.sched.lr_lambdas[0].total = bar.total = cfg.steps   # the cosine decay ends when the time does
         last = self.step == cfg.steps
         if cfg.eval_every and (self.step % cfg.eval_every == 0 or last): self.evals.append(self.evaluate())
         post = {"loss": f"{loss / LN2:.3f} bits"}
