@@ -79,9 +79,17 @@ def _train_parser(sub):
         p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"default: {d[name]}")
     p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: auto (bf16 on GPU, fp32 on CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="train through torch.compile (default: on with a CUDA GPU, off on the CPU)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="stop after this much wall time, the learning-rate decay fitted to the steps that fit")
     return p
 
 def _pick(args, name): return getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name]
+
+def _compile(args) -> bool:
+    "Whether to train through torch.compile: as asked, else on a CUDA GPU only."
+    return args.compile if args.compile is not None else torch.cuda.is_available()
 
 # %% ../nbs/12_cli.ipynb #bfcbe333
 def cmd_train(
@@ -94,7 +102,8 @@ def cmd_train(
         mcfg = config_from_checkpoint(ck, args.out)
         tc = dict(ck["train_config"])
         if args.steps is not None: tc["steps"] = args.steps
-        tc.update(progress=not args.no_progress, ckpt_path=args.out)
+        tc.update(progress=not args.no_progress, ckpt_path=args.out, compile=_compile(args))
+        if args.time_limit is not None: tc["time_limit"] = args.time_limit
         tcfg = TrainConfig(**tc)
         meta = ck.get("meta", {})
         data_name, max_bytes = meta.get("data", args.data), meta.get("max_bytes", args.max_bytes)
@@ -105,7 +114,8 @@ def cmd_train(
                                        distinct_summaries=args.distinct_summaries, recompute=args.recompute)
         tcfg = TrainConfig(**{k: _pick(args, k) for k in ("steps", "batch_size", "accum", "lr", "warmup", "eval_every",
                                                          "eval_batches", "ckpt_every", "seed", "precision")},
-                           ckpt_path=args.out, progress=not args.no_progress)
+                           ckpt_path=args.out, progress=not args.no_progress, compile=_compile(args),
+                           time_limit=args.time_limit or 0.0)
         data_name, max_bytes = args.data, args.max_bytes
     splits, desc = load_splits(data_name, args.data_dir, max_bytes)
     if args.nproc != 1 and "WORLD_SIZE" not in os.environ: return start_processes(args, tcfg)
