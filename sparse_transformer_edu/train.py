@@ -402,7 +402,12 @@ def resume(
 # %% ../nbs/09_train.ipynb #7d1e0a02
 class TimeBudget:
     "Counts a run's wall time against `seconds`; after `warm` untimed steps, says how many more steps fit."
-    def __init__(self, seconds:float, warm:int=3, clock=time.perf_counter):
+    def __init__(
+        self,
+        seconds:float,            # the wall time the run may take
+        warm:int=3,               # steps to run before timing (compilation, warm-up)
+        clock=time.perf_counter,  # the clock to read, in seconds
+    ):
         self.seconds, self.warm, self.clock = seconds, warm, clock
         self.start, self.steps = clock(), 0
         self.timed_from = self.start if warm == 0 else None
