@@ -280,4 +280,5 @@ def main(
 
 # %% ../nbs/12_cli.ipynb #97d53ccd
 #| eval: false
-if __name__ == "__main__": sys.exit(main())
+# In a notebook __name__ is "__main__" too: only `python -m sparse_transformer_edu.cli` runs the command.
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())
