@@ -27,7 +27,7 @@ def fwd_bwd(fn, q, k, v, do):
         fn(q, k, v).backward(do)
     return step
 
-def timed(step, bwd_sync=True):
+def timed(step):
     return do_bench(step, warmup=25, rep=200, return_mode="median")
 
 def host_ms(step, iters=30):

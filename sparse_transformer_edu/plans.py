@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -278,12 +278,15 @@ def transposed(mask:torch.Tensor, stride:int) -> torch.Tensor:
     perm = strided_permutation(mask.shape[-1], stride, device=mask.device)
     return mask[..., perm, :][..., :, perm]
 
+def gathered_predicate(n:int, stride:int, c:int):
+    "pred(i, j) of the fixed pattern over virtual keys: own block for j < n, then summary group j - n of an earlier block."
+    own = pattern_predicate("fixed", stride=stride, c=c, part=1, n=n)
+    return lambda i, j: torch.where(j < n, own(i, j), ((j - n) // c) < (i // stride))
+
 def gathered(n:int, stride:int, c:int, summary:int|None=None) -> tuple:
     "The fixed pattern over virtual keys (the n natural ones, then every block's summary cells) and the key rows they read."
     rows = torch.cat([torch.arange(n), summary_rows(n, stride, c, stride - c if summary is None else summary)])
-    i, j = torch.arange(n)[:, None], torch.arange(rows.numel())[None, :]
-    own = pattern_predicate("fixed", stride=stride, c=c, part=1, n=n)
-    return torch.where(j < n, own(i, j.clamp(max=n - 1)), ((j - n) // c) < (i // stride)), rows
+    return gathered_predicate(n, stride, c)(torch.arange(n)[:, None], torch.arange(rows.numel())[None, :]), rows
 
 # %% ../nbs/04_kernel_forward.ipynb #87d1ab0d
 def plot_tricks(n:int=64, stride:int=8, c:int=2, block:int=8):
@@ -332,8 +335,7 @@ def _fixed_passes(n, stride, c, part, summaries, block, dev, kernel="fwd"):
         pred = lambda i, j: pos[:, :, j[0].clamp(max=NS - 1)] <= i
         kvmap = torch.stack([pad_map(r.int(), -(-NS // BN) * BN)[0] for r in rows])
         return [build_tile_plan(pred, len(rows), n, NS, block, dev, kvmap=kvmap)]
-    own = pattern_predicate("fixed", stride=stride, c=c, part=1, n=n)
-    pred = lambda i, j: torch.where(j < n, own(i, j), ((j - n) // c) < (i // stride))
+    pred = gathered_predicate(n, stride, c)
     NK = n + NS
     kvmap = torch.stack([pad_map(torch.cat([torch.arange(n, device=dev), r]).int(), -(-NK // BN) * BN)[0] for r in rows])
     gathered = build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap)
