@@ -637,9 +637,10 @@ def spread_labels(
 def plot_density(
     table,  # rows from `summarize` (or `load_table`)
 ):
-    "Speed-up over our own dense kernel against the fraction of its work computed, with the ideal 1/density."
+    "Speed-up over our own dense kernel against the fraction of its work computed, with the ideal 1/density, at B=1, D=64."
     import matplotlib.figure
-    pts, colors = density_points(table), impl_colors(r["impl"] for r in table)
+    pts = [p for p in density_points(table) if not p[5]]   # the protocol's series; `plot_shapes` compares the other shapes
+    colors = impl_colors(r["impl"] for r in table)
     fig = matplotlib.figure.Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
     if not pts: return fig   # no sparse rows with their dense row beside them
