@@ -49,7 +49,10 @@ def stream(run:Run, cmd:list, deadline:float) -> tuple[int, list]:
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines, q = [], queue.Queue()
-    threading.Thread(target=lambda: [q.put(l) for l in p.stdout] + [q.put(None)], daemon=True).start()
+    def pump():   # a thread reads the pipe, so that the loop below can watch the clock
+        for line in p.stdout: q.put(line)
+        q.put(None)
+    threading.Thread(target=pump, daemon=True).start()
     stopped = False
     while True:
         try: line = q.get(timeout=1.0)
@@ -69,9 +72,9 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=570.0, help="seconds the whole script may take (default: %(default)s)")
     ap.add_argument("--sample-reserve", type=float, default=45.0, help="seconds kept for the sample (default: %(default)s)")
     args = ap.parse_args(argv)
-    import torch   # after parsing, so that --help is quick
     out = Path(args.out)
-    run = Run(out)
+    run = Run(out)   # the budget counts from here
+    import torch     # after parsing, so that --help is quick
     ckpt = out / "gpu_preset.pt"
     cuda = torch.cuda.is_available()
     if not cuda and not args.dry: sys.exit("no CUDA GPU found: this script measures the gpu preset on a GPU (use --dry to check it on the CPU)")
