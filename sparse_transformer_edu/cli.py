@@ -15,15 +15,95 @@ from .sample import generate, show_images
 from . import data as D
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'CliError', 'load_splits', 'cmd_train', 'train_argv', 'start_processes', 'load_model', 'cmd_sample',
+__all__ = ['CHECKPOINT', 'DEFAULTS', 'PRESET_KEYS', 'PRESETS', 'MODEL_KEYS', 'TRAIN_KEYS', 'default_preset', 'preset_settings',
+           'model_config', 'train_config', 'describe_preset', 'presets_help', 'CliError', 'load_splits',
+           'train_settings', 'settings_line', 'cmd_train', 'train_argv', 'start_processes', 'load_model', 'cmd_sample',
            'cmd_bench', 'cmd_patterns', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #a502b34d
-DEFAULTS = dict(data="stdlib", data_dir="data", max_bytes=4_000_000, out="ste_checkpoint.pt",
-                n_layer=3, d_model=128, n_head=4, context=128, kind="fixed", stride=16, c=4, attn_mode="merged",
-                ff_mult=4, dropout=0.0, backend="auto",
-                steps=500, batch_size=16, accum=1, lr=2e-3, warmup=50, precision="auto",
-                eval_every=100, eval_batches=16, ckpt_every=100, seed=0)
+CHECKPOINT = "ste_checkpoint.pt"   # where `ste train` writes and `ste sample` reads, unless told otherwise
+
+DEFAULTS = dict(data="stdlib", max_bytes=64_000_000, attn_mode="merged", distinct_summaries=False, ff_mult=4, recompute=False,
+                backend="auto", image_shape=None, accum=1, eval_every=100, eval_batches=16, ckpt_every=100, seed=0)
+
+# %% ../nbs/12_cli.ipynb #ad158ec6
+PRESET_KEYS = ("data", "n_layer", "d_model", "n_head", "context", "kind", "stride", "c", "dropout",
+               "steps", "batch_size", "lr", "warmup", "precision", "compile", "time_limit")
+
+PRESETS = {
+    # 2 CPU cores, about 10 minutes: measured below ("Measured runs")
+    "cpu": dict(data="stdlib", n_layer=3, d_model=128, n_head=4, context=128, kind="fixed", stride=16, c=4,
+                dropout=0.0, steps=6000, batch_size=16, lr=3e-3, warmup=100, precision="auto", compile=False,
+                time_limit=540.0),
+    # one GPU, a context long enough for the pattern to matter; sized from the H200 timings in bench/runs
+    "gpu": dict(data="stdlib", n_layer=8, d_model=512, n_head=8, context=4096, kind="fixed", stride=128, c=32, dropout=0.1,
+                steps=10_000, batch_size=16, lr=1e-3, warmup=200, precision="bf16", compile=True, time_limit=480.0,
+                eval_every=500, eval_batches=8, ckpt_every=2000),
+    # the paper's Enwik8 model: 80 passes over the 90M training bytes
+    "enwik8": dict(data="enwik8", n_layer=30, d_model=512, n_head=8, context=12_288, kind="fixed", stride=128, c=32, dropout=0.4,
+                   steps=80 * 90_000_000 // (16 * 12_288), batch_size=16, lr=6e-4, warmup=5000, precision="bf16", compile=True,
+                   time_limit=0.0, recompute=True, eval_every=1000, ckpt_every=1000),
+    # the paper's CIFAR-10 model: 120 passes over the 50,000 training images; `ste train` cannot train on images yet
+    "cifar10": dict(data="cifar10", n_layer=128, d_model=256, n_head=2, context=3072, kind="strided", stride=96, c=None,
+                    dropout=0.25, steps=120 * 50_000 // 16, batch_size=16, lr=3.5e-4, warmup=5000, precision="bf16",
+                    compile=True, time_limit=0.0, ff_mult=2, recompute=True, image_shape=(32, 32, 3),
+                    eval_every=1000, ckpt_every=1000),
+}
+
+# %% ../nbs/12_cli.ipynb #29eef6a7
+def default_preset() -> str:
+    "The preset `ste train` uses when none is given: `gpu` with a CUDA GPU, `cpu` without."
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+def preset_settings(
+    name:str,  # a key of `PRESETS`
+) -> dict:
+    "Every `ste train` setting of preset `name`: `DEFAULTS`, updated with the preset's values."
+    if name not in PRESETS: raise ValueError(f"preset={name!r} is not allowed: choose one of {', '.join(PRESETS)}")
+    return {**DEFAULTS, **PRESETS[name]}
+
+# %% ../nbs/12_cli.ipynb #4ddc76a0
+MODEL_KEYS = ("n_layer", "d_model", "n_head", "context", "kind", "stride", "attn_mode", "distinct_summaries", "ff_mult",
+              "dropout", "recompute", "backend", "image_shape")
+TRAIN_KEYS = ("steps", "batch_size", "accum", "lr", "warmup", "precision", "eval_every", "eval_batches", "ckpt_every", "seed",
+              "compile", "time_limit")
+
+def model_config(
+    s:dict,  # resolved settings, as `preset_settings` returns them
+) -> SparseTransformerConfig:
+    "The model that settings `s` describe (`c` only for the fixed pattern)."
+    return SparseTransformerConfig(**{k: s[k] for k in MODEL_KEYS}, c=s["c"] if s["kind"] == "fixed" else None)
+
+def train_config(
+    s:dict,   # resolved settings, as `preset_settings` returns them
+    **extra,  # the run's own options: `ckpt_path`, `progress`
+) -> TrainConfig:
+    "The optimization settings that `s` describes."
+    return TrainConfig(**{k: s[k] for k in TRAIN_KEYS}, **extra)
+
+# %% ../nbs/12_cli.ipynb #a39861c5
+def describe_preset(
+    s:dict,  # a preset's settings, as `preset_settings` returns them
+) -> list[str]:
+    "A preset in two lines for `ste train --help`: the model, then the run."
+    pattern = f"{s['kind']} l={s['stride']}" + (f" c={s['c']}" if s["kind"] == "fixed" else "")
+    shape = f", images {'x'.join(map(str, s['image_shape']))}" if s["image_shape"] else ""
+    model = (f"{s['n_layer']} layers, d={s['d_model']}, {s['n_head']} heads" + (", half-size FF" if s["ff_mult"] == 2 else "")
+             + f"; context {s['context']:,}, {pattern}{shape}" + (f", dropout {s['dropout']:g}" if s["dropout"] else "")
+             + (", recompute" if s["recompute"] else ""))
+    run = (f"{s['steps']:,} steps x {s['batch_size']}, lr {s['lr']:g}, warm-up {s['warmup']:,}; {s['precision']} precision"
+           + (", compiled" if s["compile"] else "") + (f"; stops at {s['time_limit']:g} s" if s["time_limit"] else "")
+           + f"; data {s['data']}" + (" (images: ste train cannot train it yet)" if s["image_shape"] else ""))
+    return [model, run]
+
+def presets_help() -> str:
+    "The table of presets that `ste train --help` ends with."
+    lines = ["presets (--preset NAME): each sets the values below; a flag you give overrides its value.",
+             "With no --preset: cpu without a CUDA GPU, gpu with one."]
+    for name in PRESETS:
+        model, run = describe_preset(preset_settings(name))
+        lines += [f"  {name:<9}{model}", f"  {'':<9}{run}"]
+    return "\n".join(lines)
 
 # %% ../nbs/12_cli.ipynb #d6a3ba43
 class CliError(Exception):
@@ -35,13 +115,14 @@ def _one_line(e:BaseException) -> str:
 
 # %% ../nbs/12_cli.ipynb #c7430b5c
 def load_splits(
-    name:str,                           # "stdlib", "enwik8", or a file path
-    data_dir:str="data",                # folder holding `enwik8.zip`
+    name:str,                             # "stdlib", "enwik8", or a file path
+    data_dir:str="data",                  # folder holding `enwik8.zip`
     max_bytes:int=DEFAULTS["max_bytes"],  # length of the embedded corpus
 ) -> tuple[dict, str]:
     "Train/valid/test byte splits for `--data`, and a short description."
     if name == "stdlib":
-        return D.stdlib_splits(max_bytes), f"embedded corpus (standard-library sources, {max_bytes:,} bytes)"
+        splits = D.stdlib_splits(max_bytes)
+        return splits, f"embedded corpus (standard-library sources, {sum(map(len, splits.values())):,} bytes)"
     if name == "enwik8":
         return D.read_enwik8(data_dir), f"enwik8 from {data_dir}"
     p = Path(name).expanduser()
@@ -54,42 +135,72 @@ def load_splits(
     return D.split_bytes(torch.frombuffer(bytearray(raw), dtype=torch.uint8)), f"{p} ({len(raw):,} bytes)"
 
 # %% ../nbs/12_cli.ipynb #ddfbce49
+def _default(name):
+    "Where the value of setting `name` comes from when its flag is not given, for the help."
+    if name in PRESET_KEYS: return "default: the preset's"
+    return f"default: {DEFAULTS[name]}" + (", unless the preset sets it" if any(name in p for p in PRESETS.values()) else "")
+
 def _train_parser(sub):
-    p = sub.add_parser("train", help="train a model and write a checkpoint",
-                       description="Train a Sparse Transformer on bytes and write a checkpoint.")
-    d = DEFAULTS
-    p.add_argument("--data", default=d["data"], help="'stdlib' (embedded corpus, default), 'enwik8', or a file path")
-    p.add_argument("--data-dir", default=d["data_dir"], help="folder holding enwik8.zip (default: %(default)s)")
-    p.add_argument("--max-bytes", type=int, default=d["max_bytes"], help="bytes of the corpus or file to use (default: %(default)s)")
-    p.add_argument("--out", default=d["out"], help="checkpoint path (default: %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p = sub.add_parser("train", help="train a model and write a checkpoint", epilog=presets_help(),
+                       description="Train a Sparse Transformer on bytes and write a checkpoint.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="the settings to start from (default: cpu without a CUDA GPU, gpu with one; listed below)")
+    p.add_argument("--data", default=None, help=f"'stdlib' (embedded corpus), 'enwik8', or a file path ({_default('data')})")
+    p.add_argument("--data-dir", default="data", help="folder holding enwik8.zip (default: %(default)s)")
+    p.add_argument("--max-bytes", type=int, default=None, help=f"bytes of the corpus or file to use ({_default('max_bytes')})")
+    p.add_argument("--out", default=CHECKPOINT, help="checkpoint path (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out, with the settings saved there")
     for name in ("n_layer", "d_model", "n_head", "context", "stride", "c", "ff_mult"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=f"default: {d[name]}")
-    p.add_argument("--kind", choices=KINDS, default=None, help=f"default: {d['kind']}")
-    p.add_argument("--attn-mode", choices=MODES, default=None, help=f"default: {d['attn_mode']}")
-    p.add_argument("--distinct-summaries", action="store_true", help="fixed heads use distinct summary blocks")
-    p.add_argument("--recompute", action="store_true", help="recompute blocks in the backward pass")
-    p.add_argument("--dropout", type=float, default=None, help=f"default: {d['dropout']}")
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=None, help=_default(name))
+    p.add_argument("--kind", choices=KINDS, default=None, help=_default("kind"))
+    p.add_argument("--attn-mode", choices=MODES, default=None, help=_default("attn_mode"))
+    p.add_argument("--distinct-summaries", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"fixed heads use distinct summary blocks ({_default('distinct_summaries')})")
+    p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"recompute blocks in the backward pass ({_default('recompute')})")
+    p.add_argument("--dropout", type=float, default=None, help=_default("dropout"))
     p.add_argument("--backend", choices=BACKENDS, default=None, help="attention kernel (default: auto; sdpa is dense only)")
     p.add_argument("--nproc", type=int, default=1, help="processes to start under torchrun, one per GPU (gloo on the CPU); "
                    "--batch-size stays the global batch (default: %(default)s)")
     p.add_argument("--shard", action="store_true", help="with several processes, shard weights, gradients and optimizer state (FSDP2)")
     for name, typ in (("steps", int), ("batch_size", int), ("accum", int), ("lr", float), ("warmup", int),
                       ("eval_every", int), ("eval_batches", int), ("ckpt_every", int), ("seed", int)):
-        p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=f"default: {d[name]}")
-    p.add_argument("--precision", choices=PRECISIONS, default=None, help="default: auto (bf16 on GPU, fp32 on CPU)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--" + name.replace("_", "-"), type=typ, default=None, help=_default(name))
+    p.add_argument("--precision", choices=PRECISIONS, default=None, help=f"auto is bf16 on a GPU, fp32 on the CPU ({_default('precision')})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation instead")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="train through torch.compile (default: on with a CUDA GPU, off on the CPU)")
+                   help=f"train through torch.compile ({_default('compile')})")
     p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                   help="stop after this much wall time, the learning-rate decay fitted to the steps that fit")
+                   help=f"stop after this much training time, the learning-rate decay fitted to the steps that fit; 0: no limit ({_default('time_limit')})")
     return p
 
-def _pick(args, name): return getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name]
-
 def _compile(args) -> bool:
-    "Whether to train through torch.compile: as asked, else on a CUDA GPU only."
+    "Whether a resumed run trains through torch.compile: as asked, else on a CUDA GPU only."
     return args.compile if args.compile is not None else torch.cuda.is_available()
+
+# %% ../nbs/12_cli.ipynb #e32b3a03
+def train_settings(
+    args,  # the parsed `ste train` arguments
+) -> tuple[str, dict, list]:
+    "The preset a run starts from, its settings (the flags given, else the preset's, else `DEFAULTS`) and the flags given."
+    name = args.preset or default_preset()
+    s = preset_settings(name)
+    given = [k for k in s if getattr(args, k, None) is not None]
+    s.update({k: getattr(args, k) for k in given})
+    return name, s, given
+
+def settings_line(
+    name:str,    # the preset
+    s:dict,      # the resolved settings
+    given:list,  # the settings a flag set
+    auto:bool,   # whether the preset was chosen by the machine rather than by --preset
+) -> str:
+    "The one line a run starts with: the preset, where it came from, and every setting that is not a shared default."
+    why = f"the default {'with' if name == 'gpu' else 'without'} a CUDA GPU" if auto else "--preset"
+    keys = list(PRESET_KEYS) + [k for k in s if k not in PRESET_KEYS and (k in given or k in PRESETS[name])]
+    head = f"preset {name} ({why}" + (f"; set by flags: {', '.join(given)}" if given else "") + ")"
+    return head + ": " + " ".join(f"{k}={s[k]}" for k in keys)
 
 # %% ../nbs/12_cli.ipynb #bfcbe333
 def cmd_train(
@@ -98,6 +209,8 @@ def cmd_train(
     "Train on the chosen data, print validation bits/byte beside the unigram baseline, write the checkpoint."
     t0 = time.perf_counter()
     if args.resume:
+        if args.preset is not None:
+            raise CliError(f"--preset {args.preset} does not go with --resume: a resumed run keeps the settings saved in {args.out}")
         ck = load_checkpoint(args.out)
         mcfg = config_from_checkpoint(ck, args.out)
         tc = dict(ck["train_config"])
@@ -106,31 +219,35 @@ def cmd_train(
         if args.time_limit is not None: tc["time_limit"] = args.time_limit
         tcfg = TrainConfig(**tc)
         meta = ck.get("meta", {})
-        data_name, max_bytes = meta.get("data", args.data), meta.get("max_bytes", args.max_bytes)
+        data_name, max_bytes, preset = meta.get("data", DEFAULTS["data"]), meta.get("max_bytes", DEFAULTS["max_bytes"]), meta.get("preset")
+        line = f"resuming {args.out} at step {ck.get('step', 0):,} of {tcfg.steps:,}, with the settings saved there"
     else:
-        mcfg = SparseTransformerConfig(**{k: _pick(args, k) for k in ("n_layer", "d_model", "n_head", "context", "kind", "stride",
-                                          "attn_mode", "ff_mult", "dropout", "backend")},
-                                       c=_pick(args, "c") if _pick(args, "kind") == "fixed" else None,
-                                       distinct_summaries=args.distinct_summaries, recompute=args.recompute)
-        tcfg = TrainConfig(**{k: _pick(args, k) for k in ("steps", "batch_size", "accum", "lr", "warmup", "eval_every",
-                                                         "eval_batches", "ckpt_every", "seed", "precision")},
-                           ckpt_path=args.out, progress=not args.no_progress, compile=_compile(args),
-                           time_limit=args.time_limit or 0.0)
-        data_name, max_bytes = args.data, args.max_bytes
+        preset, s, given = train_settings(args)
+        if s["image_shape"] is not None:
+            raise CliError(f"--preset {preset} trains on images, which ste train cannot do yet: it reads byte streams "
+                           f"(--data stdlib, enwik8 or a file); chapter 10 trains an image model from Python")
+        mcfg = model_config(s)
+        tcfg = train_config(s, ckpt_path=args.out, progress=not args.no_progress)
+        data_name, max_bytes = s["data"], s["max_bytes"]
+        line = settings_line(preset, s, given, auto=args.preset is None)
     splits, desc = load_splits(data_name, args.data_dir, max_bytes)
     if args.nproc != 1 and "WORLD_SIZE" not in os.environ: return start_processes(args, tcfg)
     baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
     torch.manual_seed(tcfg.seed)
     model = SparseTransformer(mcfg)
     trainer = Trainer(model, tcfg, lm_batches(splits, mcfg.context), shard=args.shard,
-                      meta={"data": data_name, "max_bytes": max_bytes, "unigram_bits": baseline})
+                      meta={"data": data_name, "max_bytes": max_bytes, "unigram_bits": baseline, "preset": preset})
     say = (lambda *a: print(*a, flush=True)) if trainer.rank == 0 else (lambda *a: None)
     if args.resume: trainer.resume(args.out, ck)
+    say(line)
     say(f"data: {desc}; train {len(splits['train']):,} / valid {len(splits['valid']):,} bytes")
     say(f"model: {model.num_params() / 1e6:.2f}M parameters, {mcfg.kind} attention (stride {mcfg.stride}"
         f"{f', c {mcfg.c}' if mcfg.kind == 'fixed' else ''}), context {mcfg.context}, "
         f"{trainer.device.type} {trainer.precision}, {trainer.world} process(es)")
-    trainer.fit()
+    def report(t):   # without a progress bar, one line per evaluation
+        if t.evals and t.evals[-1]["step"] == t.step:
+            say(f"step {t.step:,} of {t.cfg.steps:,}: valid {t.evals[-1]['bits']:.3f} bits/byte, {time.perf_counter() - t0:.0f} s")
+    trainer.fit(callback=None if tcfg.progress else report)
     done = trainer.evals and trainer.evals[-1]["step"] == trainer.step   # fit evaluates at its last step
     result = trainer.evals[-1] if done else trainer.evaluate()
     trainer.meta["valid_bits"] = result["bits"]
@@ -168,7 +285,7 @@ def start_processes(
 # %% ../nbs/12_cli.ipynb #1174a89f
 def _sample_parser(sub):
     p = sub.add_parser("sample", help="sample from a checkpoint", description="Sample bytes from a trained checkpoint.")
-    p.add_argument("--checkpoint", default=DEFAULTS["out"], help="checkpoint path (default: %(default)s)")
+    p.add_argument("--checkpoint", default=CHECKPOINT, help="checkpoint path (default: %(default)s)")
     p.add_argument("--prompt", default="def ", help="text to continue (default: %(default)r)")
     p.add_argument("--length", type=int, default=200, help="bytes to sample (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.8, help="softmax temperature; 0 is greedy (default: %(default)s)")

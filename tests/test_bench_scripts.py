@@ -1,5 +1,5 @@
 """The GPU scripts in bench/ are commands: each has a `main()` and an argparse `--help` that runs on any machine."""
-import ast, subprocess, sys
+import ast, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 
@@ -16,3 +16,17 @@ def test_script_has_main_and_help(script):
     assert not top, f'{script.name}: work at import time: {[ast.unparse(n)[:60] for n in top]}'
     r = subprocess.run([sys.executable, str(script), '--help'], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith('usage:'), r.stdout + r.stderr
+
+
+def test_gpu_preset_dry_run(tmp_path):
+    "bench/gpu_preset.py --dry runs its two commands on a tiny model and writes the JSON and the log it would on the GPU."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
+    r = subprocess.run([sys.executable, 'bench/gpu_preset.py', str(tmp_path), '--dry'], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((tmp_path/'gpu_preset.json').read_text())
+    assert res['status'] == 'done' and res['preset'] == 'gpu' and res['steps'] == 3, res
+    assert res['sample'].startswith('def ') and res['params'] > 0 and res['settings_line'].startswith('preset gpu ')
+    for k in ('valid_bits', 'unigram_bits', 'train_wall_s', 'device', 'torch', 'triton', 'date', 'model_config', 'train_config'):
+        assert k in res, k
+    assert 'valid ' in (tmp_path/'gpu_preset.log').read_text()
