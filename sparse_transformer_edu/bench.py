@@ -253,6 +253,25 @@ def _short(e): return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''
 def _tile(t): return f"{t[0]}x{t[1]}"
 def _label(r): return f"{r['impl']} ({r['config']})" if r.get("config") else r["impl"]
 
+def _try_each(
+    configs,             # configurations to try, in order
+    run,                 # run(config) -> what `ShapeRun.measure` returns; may raise
+    label=str,           # a configuration's name in `tried`
+    on_fail=None,        # on_fail(config, exception), called for each failure
+    first:bool=False,    # stop at the first configuration that runs
+) -> tuple:
+    "([(ms, config, measurement) for each configuration that ran], ['name ms' or 'name fails (why)' for each one tried])."
+    found, tried = [], []
+    for cfg in configs:
+        try: m = run(cfg)
+        except Exception as e:
+            tried.append(f"{label(cfg)} fails ({_short(e)})")
+            if on_fail: on_fail(cfg, e)
+            continue
+        found.append((m["ms"], cfg, m)); tried.append(f"{label(cfg)} {m['ms']:.3f}")
+        if first: break
+    return found, tried
+
 class ShapeRun:
     "One shape's inputs, float32 references and result rows, shared by the measurements of every implementation."
     def __init__(
@@ -324,13 +343,10 @@ def sdpa(
 ):
     "SDPA dense causal on each backend that runs; the fastest is the row, every one is in its `tried`."
     B, D, N, H = self.B, self.D, self.N, self.H
+    def run(name, bwd):
+        with sdpa_kernel(sdpa_backend(name)): return self.measure(sdpa_causal, bwd, "dense")
     for ps in passes:
-        found, tried = [], []
-        for name in backends:
-            try:
-                with sdpa_kernel(sdpa_backend(name)): m = self.measure(sdpa_causal, ps == "fwd+bwd", "dense")
-            except Exception as e: tried.append(f"{name} fails ({_short(e)})"); continue
-            found.append((m["ms"], name, m)); tried.append(f"{name} {m['ms']:.3f}")
+        found, tried = _try_each(backends, lambda name: run(name, ps == "fwd+bwd"))
         if not found: self.say(f"{self} {ps} SDPA: no backend ran: {'; '.join(tried)}"); continue
         ms, name, m = min(found, key=lambda x: x[0])
         flops = 4 * N * N * D * H * B / 2 * (3.5 if ps == "fwd+bwd" else 1)
@@ -350,11 +366,11 @@ def ours(
         kw = dict(PATTERNS[pat]); kind = kw.pop("kind"); blk = blocks.get(pat)
         fn = lambda q, k, v: sparse_attention(q, k, v, kind, block=blk, **kw)
         flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, **kw), B, H, D)
+        bwd_flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, kernel="bwd", **kw), B, H, D) * 7 / 2 if "fwd+bwd" in passes else 0.0
         for ps in passes:
             try: m = self.measure(fn, ps == "fwd+bwd", pat)
             except CheckFailed: raise
             except Exception as e: self.say(f"{self} {ps} ours {pat} fails: {_short(e)}"); continue
-            bwd_flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, kernel="bwd", **kw), B, H, D) * 7 / 2
             self.add(ps, f"ours {pat}", pat, m, tflops=(flops + (bwd_flops if ps == "fwd+bwd" else 0)) / m["ms"] / 1e9)
 
 # %% ../nbs/11_benchmarks.ipynb #ef4aeecb
@@ -381,16 +397,12 @@ def flex_fixed(
 ) -> dict:
     "FlexAttention for fixed at the fastest tile configuration that runs; returns, per pass, the tiles that ran, fastest first."
     fns, kw, ranking = {}, {k: v for k, v in PATTERNS["fixed"].items() if k != "kind"}, {}
+    def run(tile, bwd):
+        if tile not in fns: fns[tile] = flex_fn("fixed", self.N, tile, self.q.device, compile=self.q.is_cuda, **kw)
+        return self.measure(fns[tile], bwd, "fixed", flex=True)
     for ps in passes:
-        found, tried = [], []
-        for tile in tiles:
-            try:
-                if tile not in fns: fns[tile] = flex_fn("fixed", self.N, tile, self.q.device, compile=self.q.is_cuda, **kw)
-                m = self.measure(fns[tile], ps == "fwd+bwd", "fixed", flex=True)
-            except Exception as e:
-                tried.append(f"{_tile(tile)} fails ({_short(e)})"); self.say(f"{self} {ps} flex fixed {_tile(tile)} fails: {_short(e)}"); continue
-            found.append((m["ms"], tile, m)); tried.append(f"{_tile(tile)} {m['ms']:.3f}")
-            if not search: break
+        found, tried = _try_each(tiles, lambda tile: run(tile, ps == "fwd+bwd"), _tile, first=not search,
+                                 on_fail=lambda tile, e: self.say(f"{self} {ps} flex fixed {_tile(tile)} fails: {_short(e)}"))
         ranking[ps] = [t for _, t, _ in sorted(found, key=lambda x: x[0])]
         if not found: self.say(f"{self} {ps} flex fixed: no tile configuration ran"); continue
         ms, tile, m = min(found, key=lambda x: x[0])
@@ -464,7 +476,8 @@ def run_benchmarks(
 # %% ../nbs/11_benchmarks.ipynb #eb94272d
 FLEX_IMPLS = ("flex fixed", "flex strided")   # the fair FlexAttention baselines; never one call on the union mask
 
-def _shape(r): return (r["N"], r.get("B", 1), r.get("D", 64), r["pass_"])
+def _bd(r): return r.get("B", 1), r.get("D", 64)   # a row without them is the protocol's B=1, D=64
+def _shape(r): return (r["N"], *_bd(r), r["pass_"])
 
 def summarize(
     rows,  # rows from `run_benchmarks`
@@ -544,7 +557,7 @@ def series(
     D:int=64,  # head dimension
 ) -> list:
     "The rows of one (B, D), the series drawn against N."
-    return [r for r in table if (r.get("B", 1), r.get("D", 64)) == (B, D)]
+    return [r for r in table if _bd(r) == (B, D)]
 
 def plot_results(
     table,  # rows from `summarize` (or `load_table`)
@@ -578,14 +591,14 @@ def plot_shapes(
     import matplotlib.figure, matplotlib.ticker
     colors = impl_colors(r["impl"] for r in table)
     rows = [r for r in table if r["N"] == N and not r["impl"].startswith("SDPA")]
-    shapes = sorted({(r.get("B", 1), r.get("D", 64)) for r in rows})
+    shapes = sorted({_bd(r) for r in rows})
     impls = [i for i in colors if any(r["impl"] == i for r in rows)]
     fig = matplotlib.figure.Figure(figsize=(11, 3.8))
     axs, w = fig.subplots(1, 2, sharey=True), 0.8 / max(len(impls), 1)
     for ax, ps in zip(axs, ("fwd", "fwd+bwd")):
         for j, impl in enumerate(impls):
             pts = [(i, r["x_sdpa"]) for i, s in enumerate(shapes) for r in rows
-                   if (r.get("B", 1), r.get("D", 64)) == s and r["impl"] == impl and r["pass_"] == ps]
+                   if _bd(r) == s and r["impl"] == impl and r["pass_"] == ps]
             ax.bar([i - 0.4 + w * (j + 0.5) for i, _ in pts], [x for _, x in pts], w, color=colors[impl], label=impl)
         ax.axhline(1, color="k", lw=0.8); ax.set_yscale("log"); ax.grid(alpha=0.3, axis="y")
         for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter): axis(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}"))
@@ -605,7 +618,7 @@ def density_points(
     for r in table:
         if not r["impl"].startswith("ours") or r["pattern"] == "dense": continue
         dense = next((x for x in table if x["impl"] == "ours dense" and _shape(x) == _shape(r)), None)
-        B, D = r.get("B", 1), r.get("D", 64)
+        B, D = _bd(r)
         tag = ", ".join([f"B={B}"] * (B != 1) + [f"D={D}"] * (D != 64))   # empty for the protocol's B=1, D=64
         if dense is not None: pts.append((r["impl"], r["N"], r["pass_"], work(r) / work(dense), dense["ms"] / r["ms"], tag))
     return pts
@@ -692,17 +705,16 @@ def format_roofline(
         f"{r['compute_ms']:10.3f} {r['memory_ms']:9.3f} {r['above']:7.1f}" for r in rows])
 
 # %% ../nbs/11_benchmarks.ipynb #976baa7d
-def _triple(s:str) -> tuple:
-    "A shape 'BxDxN' as (B, D, N)."
-    try: B, D, N = (int(x) for x in s.split("x"))
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a shape BxDxN, such as 1x64x16384") from None
-    return B, D, N
+def _dims(what:str, example:str):
+    "An argparse type reading 'AxB...' with as many integers as `example` has, e.g. a shape 'BxDxN' or a tile 'MxN'."
+    def parse(s:str) -> tuple:
+        dims = s.split("x")
+        if len(dims) != example.count("x") + 1 or not all(d.isdigit() for d in dims):
+            raise argparse.ArgumentTypeError(f"{s!r} is not a {what}, such as {example}")
+        return tuple(map(int, dims))
+    return parse
 
-def _pair(s:str) -> tuple:
-    "A tile 'MxN' as (M, N)."
-    try: M, N = (int(x) for x in s.split("x"))
-    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is not a tile MxN, such as 128x32") from None
-    return M, N
+_shape_arg, _tile_arg = _dims("shape BxDxN", "1x64x16384"), _dims("tile MxN", "128x32")
 
 def main(
     argv=None,  # the arguments (default: the command line)
@@ -710,10 +722,10 @@ def main(
     "Command line: run the benchmark protocol on the GPU and write the table and plots."
     ap = argparse.ArgumentParser(prog="python -m sparse_transformer_edu.bench", description="Benchmark the sparse attention kernels against SDPA and FlexAttention.")
     ap.add_argument("--quick", action="store_true", help="B=1, D=64 at N=4,096 and 16,384 only (the tile search included)")
-    ap.add_argument("--shapes", type=_triple, nargs="+", metavar="BxDxN", help="shapes to measure (default: the protocol's five)")
+    ap.add_argument("--shapes", type=_shape_arg, nargs="+", metavar="BxDxN", help="shapes to measure (default: the protocol's five)")
     ap.add_argument("--n", type=int, nargs="+", help="sequence lengths at B=1, D=64, instead of --shapes")
     ap.add_argument("--patterns", nargs="+", default=list(PATTERNS), choices=list(PATTERNS))
-    ap.add_argument("--tiles", type=_pair, nargs="+", default=list(FLEX_TILES), metavar="MxN",
+    ap.add_argument("--tiles", type=_tile_arg, nargs="+", default=list(FLEX_TILES), metavar="MxN",
                     help=f"FlexAttention tile configurations tried for fixed (default: {' '.join(map(_tile, FLEX_TILES))})")
     ap.add_argument("--no-flex", action="store_true", help="skip FlexAttention")
     ap.add_argument("--out", default="bench_results", help="folder for results.csv and the plots")
