@@ -341,9 +341,10 @@ def _fixed_passes(n, stride, c, part, summaries, block, dev, kernel="fwd"):
     gathered = build_tile_plan(pred, 1, n, NK, block, dev, kvmap=kvmap)
     if kernel == "fwd": return [gathered]
     # backward: a summary key is read twice in the gathered order, so its dK and dV come from a pass in natural
-    # order instead, with key tiles no wider than c (a tile of summary keys is then fully allowed); dQ keeps the gather
+    # order instead, with key tiles no wider than c (a tile of summary keys is then fully allowed) and query tiles of
+    # at most 64 rows (measured on the H200: 4-5% faster fwd+bwd than 128 at 16K and 64K); dQ keeps the gather
     preds = [pattern_predicate("fixed", stride=stride, c=c, summary=s, n=n) for s in summaries]
-    natural = build_tile_plan(_stack_pred(preds), len(preds), n, n, (block[0], max(16, min(BN, c))), dev)
+    natural = build_tile_plan(_stack_pred(preds), len(preds), n, n, (min(block[0], 64), max(16, min(BN, c))), dev)
     return [dataclasses.replace(gathered, role=1), dataclasses.replace(natural, role=2)]
 
 # %% ../nbs/04_kernel_forward.ipynb #66315c56
