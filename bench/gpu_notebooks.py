@@ -1,27 +1,85 @@
 """Execute notebooks on the GPU machine, cuda cells included, and save them with their outputs.
 
-Usage: python bench/gpu_notebooks.py OUTDIR NOTEBOOK [NOTEBOOK ...]"""
-import argparse, os, re, time
+--only-cuda runs the `#| cuda` cells and only the cells they need: every cell with an nbdev directive that defines the
+module (export, exports, default_exp), every import, and each earlier cell that defines a name a kept cell reads. The
+other tests, already run on the CPU by nbdev_test, are skipped. `merge` copies the outputs of the cuda cells of an
+executed notebook into the source notebook, leaving every other cell as it is.
+
+Usage: python bench/gpu_notebooks.py OUTDIR NOTEBOOK [NOTEBOOK ...] [--only-cuda] [--budget SECONDS]
+       python bench/gpu_notebooks.py --merge EXECUTED SOURCE"""
+import argparse, ast, os, re, sys, time
 import nbformat
 from nbclient import NotebookClient
 
+CUDA = re.compile(r"^#\|\s*cuda\b", re.M)
+DEFINES = re.compile(r"^#\|\s*(export|exports|default_exp)\b", re.M)
+SKIP = re.compile(r"^#\|\s*eval:\s*false", re.M)
+
+
+def names(src:str) -> tuple:
+    "(names a cell binds at top level, names it reads); a cell that does not parse binds and reads nothing."
+    try: tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
+    except SyntaxError: return set(), set()
+    bound, read = set(), set()
+    for node in tree.body:
+        stored = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        local = stored | {a.arg for n in ast.walk(node) if isinstance(n, ast.arguments)
+                          for a in n.posonlyargs + n.args + n.kwonlyargs + [n.vararg, n.kwarg] if a}
+        # a name the statement itself binds (a loop variable, a function's local) is not read from earlier cells
+        read |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local - bound
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)): bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else: bound |= stored
+    return bound, read
+
+
+def needed_cells(cells) -> set:
+    "Indices of the code cells that --only-cuda runs: the cuda cells, the defining cells, and what they read."
+    code = [(i, c.source) for i, c in enumerate(cells) if c.cell_type == "code" and not SKIP.search(c.source)]
+    info = {i: names(s) for i, s in code}
+    keep = {i for i, s in code if CUDA.search(s) or DEFINES.search(s) or re.match(r"^\s*(import|from)\s", s)}
+    todo = sorted(keep)
+    while todo:
+        i = todo.pop()
+        for name in info[i][1]:
+            earlier = [j for j, _ in code if j < i and name in info[j][0]]
+            if earlier and earlier[-1] not in keep: keep.add(earlier[-1]); todo.append(earlier[-1])
+    return keep
+
 
 class Client(NotebookClient):
-    "Runs every cell except those marked `#| eval: false`, as nbdev_test would; no cell runs past `deadline`."
+    "Runs every cell except those marked `#| eval: false` (or outside `only`), as nbdev_test would; no cell runs past `deadline`."
     deadline = None   # time.time() after which a cell is stopped, so that the notebook is saved in time
+    only = None       # indices of the cells to run (None: all)
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        if cell.cell_type == "code" and re.search(r"^#\|\s*eval:\s*false", cell.source, re.M): return cell
+        if cell.cell_type == "code" and (SKIP.search(cell.source) or (self.only is not None and cell_index not in self.only)): return cell
         if self.deadline is not None: self.timeout = max(1, int(self.deadline - time.time()))
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
 
+def merge(executed:str, source:str) -> int:
+    "Copy the outputs of the cuda cells of `executed` into `source` (cells matched by their text); returns how many."
+    ran, src = nbformat.read(executed, as_version=4), nbformat.read(source, as_version=4)
+    outs = {c.source: c.outputs for c in ran.cells if c.cell_type == "code" and CUDA.search(c.source) and c.outputs}
+    n = 0
+    for c in src.cells:
+        if c.cell_type == "code" and c.source in outs: c.outputs, n = outs[c.source], n + 1
+    nbformat.write(src, source)
+    return n
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--merge"]:
+        if len(argv) != 3: sys.exit("usage: gpu_notebooks.py --merge EXECUTED SOURCE")
+        print(f"{argv[2]}: outputs of {merge(argv[1], argv[2])} cuda cells merged"); return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", help="folder for the executed notebooks")
     ap.add_argument("notebooks", nargs="+")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell (default: %(default)s)")
     ap.add_argument("--budget", type=float, default=None, help="seconds for all the notebooks: a cell still running then is "
                     "stopped and the notebook saved with the outputs it has")
+    ap.add_argument("--only-cuda", action="store_true", help="run the cuda cells and the cells they need, nothing else")
     args = ap.parse_args(argv)
     deadline = None if args.budget is None else time.time() + args.budget
     for path in args.notebooks:
@@ -30,6 +88,7 @@ def main(argv=None):
         try:
             client = Client(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}})
             client.deadline = deadline
+            if args.only_cuda: client.only = needed_cells(nb.cells)
             client.execute()
             status = "ok"
         except Exception as e:

@@ -30,3 +30,53 @@ def test_gpu_preset_dry_run(tmp_path):
     for k in ('valid_bits', 'unigram_bits', 'train_wall_s', 'device', 'torch', 'triton', 'date', 'model_config', 'train_config'):
         assert k in res, k
     assert 'valid ' in (tmp_path/'gpu_preset.log').read_text()
+
+
+def test_table2_dry_run(tmp_path):
+    "bench/table2.py --dry trains two patterns on a tiny model and writes each one's curve, as it would on the GPU."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
+    r = subprocess.run([sys.executable, 'bench/table2.py', '3', str(tmp_path), '--dry', '--kinds', 'dense', 'strided',
+                        '--evals', '3'], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for kind in ('dense', 'strided'):
+        res = json.loads((tmp_path/f'table2_{kind}_s0.json').read_text())
+        curve = res['curve']
+        assert res['kind'] == kind and len(curve) == 3 and curve[-1]['step'] == res['steps'] > 8, res
+        assert [p['seconds'] for p in curve] == sorted(p['seconds'] for p in curve) and curve[-1]['seconds'] >= 3
+        assert all(0 < p['valid_bits'] < 9 for p in curve) and res['unigram_bits'] > 3
+
+
+def test_natural_sweep_dry_run(tmp_path):
+    "bench/natural_sweep.py --dry times two natural-pass tiles through the interpreter; their gradients match the default plan's."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': '', 'TRITON_INTERPRET': '1'}
+    r = subprocess.run([sys.executable, 'bench/natural_sweep.py', str(tmp_path), '--dry'], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = (tmp_path/'natural_sweep.csv').read_text().splitlines()
+    assert rows[0].startswith('n,tile,') and len(rows) == 3, rows
+    for row in rows[1:]:
+        err = float(row.split(',')[-1])
+        assert 0 <= err < 1e-5, row   # a NaN (a failed configuration) fails here too
+
+
+def test_gpu_notebooks_only_cuda_selection(tmp_path):
+    "--only-cuda keeps the cuda cells, the module's cells and the earlier cells whose names they read; merge copies cuda outputs."
+    import nbformat
+    sys.path.insert(0, str(ROOT/'bench'))
+    import gpu_notebooks as g
+    cells = [nbformat.v4.new_code_cell(s) for s in [
+        'import torch',                                        # 0: an import
+        '#| export\ndef f(x): return x + 1',                  # 1: the module
+        'slow = [f(i) for i in range(3)]\nassert slow',       # 2: a test nothing needs
+        'def helper(y):\n    z = y * 2\n    return z',        # 3: read by the cuda cell
+        'z = 5',                                               # 4: `z` is local to helper, so not needed
+        '#| cuda\nfor i in range(2): print(helper(f(i)))',    # 5: the cuda cell
+        '#| eval: false\nhelper(1)']]                         # 6: never run
+    assert g.needed_cells(cells) == {0, 1, 3, 5}
+    src, ran = nbformat.v4.new_notebook(cells=cells), nbformat.v4.new_notebook(cells=[nbformat.from_dict(c) for c in cells])
+    ran.cells[5].outputs = [nbformat.v4.new_output('stream', text='2\n4\n')]
+    ran.cells[2].outputs = [nbformat.v4.new_output('stream', text='not copied\n')]
+    nbformat.write(src, tmp_path/'src.ipynb'); nbformat.write(ran, tmp_path/'ran.ipynb')
+    assert g.merge(str(tmp_path/'ran.ipynb'), str(tmp_path/'src.ipynb')) == 1
+    back = nbformat.read(tmp_path/'src.ipynb', as_version=4)
+    assert back.cells[5].outputs[0].text == '2\n4\n' and back.cells[2].outputs == []
