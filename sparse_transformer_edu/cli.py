@@ -10,7 +10,7 @@ import torch
 from .model import SparseTransformer, SparseTransformerConfig, BACKENDS
 from .patterns import KINDS, MODES
 from .train import (Trainer, TrainConfig, CheckpointError, load_checkpoint, config_from_checkpoint,
-                                          lm_batches, PRECISIONS, check_nproc, launch)
+                                          lm_batches, image_batches, PRECISIONS, check_nproc, launch)
 from .sample import generate, show_images
 from . import data as D
 
@@ -43,7 +43,7 @@ PRESETS = {
     "enwik8": dict(data="enwik8", n_layer=30, d_model=512, n_head=8, context=12_288, kind="fixed", stride=128, c=32, dropout=0.4,
                    steps=80 * 90_000_000 // (16 * 12_288), batch_size=16, lr=6e-4, warmup=5000, precision="bf16", compile=True,
                    time_limit=0.0, recompute=True, eval_every=1000, ckpt_every=1000),
-    # the paper's CIFAR-10 model: 120 passes over the 50,000 training images; `ste train` cannot train on images yet
+    # the paper's CIFAR-10 model: 120 passes over the 50,000 training images
     "cifar10": dict(data="cifar10", n_layer=128, d_model=256, n_head=2, context=3072, kind="strided", stride=96, c=None,
                     dropout=0.25, steps=120 * 50_000 // 16, batch_size=16, lr=3.5e-4, warmup=5000, precision="bf16",
                     compile=True, time_limit=0.0, ff_mult=2, recompute=True, image_shape=(32, 32, 3),
@@ -93,7 +93,7 @@ def describe_preset(
              + (", recompute" if s["recompute"] else ""))
     run = (f"{s['steps']:,} steps x {s['batch_size']}, lr {s['lr']:g}, warm-up {s['warmup']:,}; {s['precision']} precision"
            + (", compiled" if s["compile"] else "") + (f"; stops at {s['time_limit']:g} s" if s["time_limit"] else "")
-           + f"; data {s['data']}" + (" (images: ste train cannot train it yet)" if s["image_shape"] else ""))
+           + f"; data {s['data']}")
     return [model, run]
 
 def presets_help() -> str:
@@ -115,19 +115,23 @@ def _one_line(e:BaseException) -> str:
 
 # %% ../nbs/12_cli.ipynb #c7430b5c
 def load_splits(
-    name:str,                             # "stdlib", "enwik8", or a file path
-    data_dir:str="data",                  # folder holding `enwik8.zip`
+    name:str,                             # "stdlib", "enwik8", "cifar10", or a file path
+    data_dir:str="data",                  # folder holding `enwik8.zip` or `cifar-10-python.tar.gz`
     max_bytes:int=DEFAULTS["max_bytes"],  # length of the embedded corpus
 ) -> tuple[dict, str]:
-    "Train/valid/test byte splits for `--data`, and a short description."
+    "Train/valid/test splits for `--data` (bytes, or images [N, 3072] for cifar10), and a short description."
     if name == "stdlib":
         splits = D.stdlib_splits(max_bytes)
         return splits, f"embedded corpus (standard-library sources, {sum(map(len, splits.values())):,} bytes)"
     if name == "enwik8":
         return D.read_enwik8(data_dir), f"enwik8 from {data_dir}"
+    if name == "cifar10":
+        c = D.read_cifar10(data_dir)
+        x, nv = c["train"][0], min(5000, max(1, len(c["train"][0]) // 10))
+        return {"train": x[:-nv], "valid": x[-nv:], "test": c["test"][0]}, f"CIFAR-10 from {data_dir}, the last {nv:,} training images held out"
     p = Path(name).expanduser()
     if not p.is_file():
-        raise FileNotFoundError(f"data {name!r} not found: use --data stdlib (built in), --data enwik8 with enwik8.zip in "
+        raise FileNotFoundError(f"data {name!r} not found: use --data stdlib (built in), --data enwik8 or cifar10 with its archive in "
                                 f"--data-dir (get it with `python -c \"from sparse_transformer_edu.data import download_enwik8; "
                                 f"download_enwik8('data')\"`), or the path of an existing file")
     with open(p, "rb") as f: raw = f.read(max_bytes)
@@ -146,8 +150,8 @@ def _train_parser(sub):
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=list(PRESETS), default=None,
                    help="the settings to start from (default: cpu without a CUDA GPU, gpu with one; listed below)")
-    p.add_argument("--data", default=None, help=f"'stdlib' (embedded corpus), 'enwik8', or a file path ({_default('data')})")
-    p.add_argument("--data-dir", default="data", help="folder holding enwik8.zip (default: %(default)s)")
+    p.add_argument("--data", default=None, help=f"'stdlib' (embedded corpus), 'enwik8', 'cifar10' (images), or a file path ({_default('data')})")
+    p.add_argument("--data-dir", default="data", help="folder holding enwik8.zip or cifar-10-python.tar.gz (default: %(default)s)")
     p.add_argument("--max-bytes", type=int, default=None, help=f"bytes of the corpus or file to use ({_default('max_bytes')})")
     p.add_argument("--out", default=CHECKPOINT, help="checkpoint path (default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out, with the settings saved there")
@@ -223,24 +227,26 @@ def cmd_train(
         line = f"resuming {args.out} at step {ck.get('step', 0):,} of {tcfg.steps:,}, with the settings saved there"
     else:
         preset, s, given = train_settings(args)
-        if s["image_shape"] is not None:
-            raise CliError(f"--preset {preset} trains on images, which ste train cannot do yet: it reads byte streams "
-                           f"(--data stdlib, enwik8 or a file); chapter 10 trains an image model from Python")
+        if s["image_shape"] is not None and s["data"] != "cifar10":
+            raise CliError(f"--preset {preset} trains on images: it needs --data cifar10, not {s['data']!r}")
+        if s["image_shape"] is None and s["data"] == "cifar10":
+            raise CliError(f"--data cifar10 holds images: use --preset cifar10, whose model takes 32x32x3 images (context 3,072)")
         mcfg = model_config(s)
         tcfg = train_config(s, ckpt_path=args.out, progress=not args.no_progress)
         data_name, max_bytes = s["data"], s["max_bytes"]
         line = settings_line(preset, s, given, auto=args.preset is None)
     splits, desc = load_splits(data_name, args.data_dir, max_bytes)
     if args.nproc != 1 and "WORLD_SIZE" not in os.environ: return start_processes(args, tcfg)
-    baseline = D.unigram_cross_entropy(splits["train"], splits["valid"])
+    baseline = D.unigram_cross_entropy(splits["train"].flatten(), splits["valid"].flatten())
     torch.manual_seed(tcfg.seed)
     model = SparseTransformer(mcfg)
-    trainer = Trainer(model, tcfg, lm_batches(splits, mcfg.context), shard=args.shard,
+    batches = image_batches if mcfg.image_shape is not None else lm_batches
+    trainer = Trainer(model, tcfg, batches(splits, mcfg.context), shard=args.shard,
                       meta={"data": data_name, "max_bytes": max_bytes, "unigram_bits": baseline, "preset": preset})
     say = (lambda *a: print(*a, flush=True)) if trainer.rank == 0 else (lambda *a: None)
     if args.resume: trainer.resume(args.out, ck)
     say(line)
-    say(f"data: {desc}; train {len(splits['train']):,} / valid {len(splits['valid']):,} bytes")
+    say(f"data: {desc}; train {len(splits['train']):,} / valid {len(splits['valid']):,} {'images' if mcfg.image_shape else 'bytes'}")
     say(f"model: {model.num_params() / 1e6:.2f}M parameters, {mcfg.kind} attention (stride {mcfg.stride}"
         f"{f', c {mcfg.c}' if mcfg.kind == 'fixed' else ''}), context {mcfg.context}, "
         f"{trainer.device.type} {trainer.precision}, {trainer.world} process(es)")

@@ -19,10 +19,10 @@ from .data import get_batch as data_batch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'LN2', 'CKPT_FORMAT', 'MULTICAST_OFF', 'TrainConfig', 'WarmupCosine', 'make_optimizer',
-           'resolve_precision', 'autocast', 'lm_loss', 'lm_batches', 'rng_state', 'set_rng_state', 'CheckpointError',
-           'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'Trainer', 'config_from_checkpoint',
-           'check_model_config', 'TimeBudget', 'plot_history', 'torchrun_command', 'torchrun_env', 'check_nproc',
-           'launch', 'shard_model', 'full_state', 'load_full_state']
+           'resolve_precision', 'autocast', 'lm_loss', 'lm_batches', 'image_batches', 'rng_state', 'set_rng_state',
+           'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'setup_distributed', 'Trainer',
+           'config_from_checkpoint', 'check_model_config', 'TimeBudget', 'plot_history', 'torchrun_command',
+           'torchrun_env', 'check_nproc', 'launch', 'shard_model', 'full_state', 'load_full_state']
 
 # %% ../nbs/09_train.ipynb #59a467be
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -127,6 +127,21 @@ def lm_batches(
     def get(split, batch_size, generator):
         if split not in splits: raise ValueError(f"split={split!r} is not allowed: the data has splits {sorted(splits)}")
         return data_batch(splits[split], batch_size, context, generator)
+    return get
+
+# %% ../nbs/09_train.ipynb #48707c37
+def image_batches(
+    splits:dict,  # split name -> uint8 tensor [images, values], each row one whole image
+    context:int,  # the model's context: the values of one image
+):
+    "A `get_batch(split, batch_size, generator)` over whole images: inputs are a start byte 0 and the values but the last; targets are every value."
+    for name, x in splits.items():
+        if x.dim() != 2 or x.shape[1] != context:
+            raise ValueError(f"split {name!r} has shape {tuple(x.shape)}: image splits must be [images, context={context}]")
+    def get(split, batch_size, generator):
+        if split not in splits: raise ValueError(f"split={split!r} is not allowed: the data has splits {sorted(splits)}")
+        x = splits[split][torch.randint(0, len(splits[split]), (batch_size,), generator=generator)].long()
+        return torch.cat([x.new_zeros(batch_size, 1), x[:, :-1]], 1), x
     return get
 
 # %% ../nbs/09_train.ipynb #12e6ea8a
