@@ -1,0 +1,58 @@
+"""The host time of one eager forward+backward outside the kernel launches, measured anywhere (no GPU needed).
+
+Every Triton launch is replaced by a counter, so what is left is the Python and PyTorch work around the kernels: the
+op's checks, the plan lookup, the autograd function, the buffer allocations and the casts. On a GPU the same work runs
+on the host, plus the launches themselves. fp16 inputs, B=1, H=16, D=64, the fixed (l=128, c=32) and strided (l=128)
+patterns at --n. The casts from float32 scratch buffers are real copies on the CPU (on a GPU they are asynchronous
+kernels), so the time is also given without them.
+
+Usage: python bench/host_glue.py [--n 4096] [--iters 300]"""
+import argparse, os, time
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=4096, help="sequence length (default: %(default)s)")
+    ap.add_argument("--iters", type=int, default=300, help="timed iterations (default: %(default)s)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the tensors live (default: %(default)s)")
+    args = ap.parse_args(argv)
+    if args.device == "cpu": os.environ.setdefault("TRITON_INTERPRET", "1")   # never run, but the triton path must be allowed
+    import torch
+    from sparse_transformer_edu import kernels, op
+    from sparse_transformer_edu.plans import sparse_plan
+    launches, real = [0], kernels.launch
+    def counted(kernel, grid, *a, **kw): launches[0] += 1
+    casts = [0.0]
+    to = torch.Tensor.to
+    def timed_to(self, *a, **kw):
+        t0 = time.perf_counter(); r = to(self, *a, **kw); casts[0] += time.perf_counter() - t0; return r
+    torch.Tensor.to = timed_to
+    for kind, kw in [("fixed", dict(stride=128, c=32)), ("strided", dict(stride=128))]:
+        q, k, v, do = (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
+        plan = sparse_plan(kind, args.n, 1, device=args.device, **kw)
+        leaves = [t.requires_grad_() for t in (q, k, v)]
+        def step():
+            for t in leaves: t.grad = None
+            op.sparse_attention(*leaves, plan, backend="triton").backward(do)
+        def per_call(launch, sync, iters=args.iters):
+            kernels.launch = launch
+            for _ in range(20): step()
+            if args.device == "cuda": torch.cuda.synchronize()
+            launches[0], casts[0] = 0, 0.0
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                step()
+                if sync: torch.cuda.synchronize()
+            return (time.perf_counter() - t0) / iters
+        glue = per_call(counted, False)
+        line = (f"{kind}: {glue * 1e3:.3f} ms per fwd+bwd with launches stubbed, {(glue - casts[0] / args.iters) * 1e3:.3f} ms "
+                f"without the casts; {launches[0] / args.iters:.0f} launches")
+        if args.device == "cuda":
+            host, whole = per_call(real, False, 50), per_call(real, True)   # 50 calls: the launch queue never fills
+            torch.cuda.synchronize()
+            line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"
+        kernels.launch = real
+        print(line, flush=True)
+
+
+if __name__ == "__main__": main()
