@@ -230,7 +230,7 @@ def cmd_train(
         if s["image_shape"] is not None and s["data"] != "cifar10":
             raise CliError(f"--preset {preset} trains on images: it needs --data cifar10, not {s['data']!r}")
         if s["image_shape"] is None and s["data"] == "cifar10":
-            raise CliError(f"--data cifar10 holds images: use --preset cifar10, whose model takes 32x32x3 images (context 3,072)")
+            raise CliError("--data cifar10 holds images: use --preset cifar10, whose model takes 32x32x3 images (context 3,072)")
         mcfg = model_config(s)
         tcfg = train_config(s, ckpt_path=args.out, progress=not args.no_progress)
         data_name, max_bytes = s["data"], s["max_bytes"]
