@@ -16,34 +16,56 @@ DEFINES = re.compile(r"^#\|\s*(export|exports|default_exp)\b", re.M)
 SKIP = re.compile(r"^#\|\s*eval:\s*false", re.M)
 
 
+def _names(node, ctx) -> set:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ctx)}
+
 def names(src:str) -> tuple:
-    "(names a cell binds at top level, names it reads); a cell that does not parse binds and reads nothing."
+    """(names a cell binds, names it changes in place, names it reads from earlier cells) at top level.
+
+    A function or class reads what its body loads less its arguments and locals. Any other statement reads every name
+    it loads except loop, comprehension and lambda variables, so `x = x.cuda()` reads `x`. A subscript or attribute
+    assignment, an augmented assignment or a `del` changes its name. A cell that does not parse binds and reads nothing."""
     try: tree = ast.parse("\n".join(l for l in src.splitlines() if not l.lstrip().startswith(("%", "!"))))
-    except SyntaxError: return set(), set()
-    bound, read = set(), set()
+    except SyntaxError: return set(), set(), set()
+    bound, changed, read = set(), set(), set()
     for node in tree.body:
-        stored = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        local = stored | {a.arg for n in ast.walk(node) if isinstance(n, ast.arguments)
-                          for a in n.posonlyargs + n.args + n.kwonlyargs + [n.vararg, n.kwarg] if a}
-        # a name the statement itself binds (a loop variable, a function's local) is not read from earlier cells
-        read |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local - bound
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): bound.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)): bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
-        else: bound |= stored
-    return bound, read
+        args = {a.arg for n in ast.walk(node) if isinstance(n, ast.arguments)
+                for a in n.posonlyargs + n.args + n.kwonlyargs + [n.vararg, n.kwarg] if a}
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            reads, binds = _names(node, ast.Load) - _names(node, ast.Store) - args, {node.name}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            reads, binds = set(), {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            loop = {v for t in ast.walk(node) if isinstance(t, (ast.For, ast.AsyncFor, ast.comprehension)) for v in _names(t.target, ast.Store)}
+            reads, binds = _names(node, ast.Load) - loop - args, _names(node, ast.Store) - loop
+            for t in ast.walk(node):
+                if isinstance(t, ast.AugAssign) and isinstance(t.target, ast.Name):   # `n += 1` reads and changes n
+                    reads.add(t.target.id); binds.discard(t.target.id); changed.add(t.target.id)
+                targets = t.targets if isinstance(t, (ast.Assign, ast.Delete)) else [t.target] if isinstance(t, (ast.AugAssign, ast.AnnAssign)) else []
+                for tgt in targets:
+                    if isinstance(t, ast.Delete) and isinstance(tgt, ast.Name): changed.add(tgt.id)
+                    while isinstance(tgt, (ast.Subscript, ast.Attribute)): tgt = tgt.value
+                    if isinstance(tgt, ast.Name) and not isinstance(tgt.ctx, ast.Store): changed.add(tgt.id)
+        read |= reads - bound
+        bound |= binds
+    return bound, changed, read
 
 
 def needed_cells(cells) -> set:
-    "Indices of the code cells that --only-cuda runs: the cuda cells, the defining cells, and what they read."
+    """Indices of the code cells that --only-cuda runs: the cuda cells, the defining cells, and for each name a kept cell
+    reads, the last earlier cell that binds it and every cell in between that changes it. Cells that change global state
+    without naming it (a seed, an environment variable) are not found this way: the cuda cells set their own."""
     code = [(i, c.source) for i, c in enumerate(cells) if c.cell_type == "code" and not SKIP.search(c.source)]
     info = {i: names(s) for i, s in code}
     keep = {i for i, s in code if CUDA.search(s) or DEFINES.search(s) or re.match(r"^\s*(import|from)\s", s)}
     todo = sorted(keep)
     while todo:
         i = todo.pop()
-        for name in info[i][1]:
-            earlier = [j for j, _ in code if j < i and name in info[j][0]]
-            if earlier and earlier[-1] not in keep: keep.add(earlier[-1]); todo.append(earlier[-1])
+        for name in info[i][2]:
+            defs = [j for j, _ in code if j < i and name in info[j][0]]
+            if not defs: continue
+            for j in [defs[-1]] + [j for j, _ in code if defs[-1] < j < i and name in info[j][1]]:
+                if j not in keep: keep.add(j); todo.append(j)
     return keep
 
 
@@ -58,9 +80,12 @@ class Client(NotebookClient):
 
 
 def merge(executed:str, source:str) -> int:
-    "Copy the outputs of the cuda cells of `executed` into `source` (cells matched by their text); returns how many."
+    "Copy the outputs of the cuda cells of `executed` into `source` (cells matched by their text); returns how many. Refuses errors."
     ran, src = nbformat.read(executed, as_version=4), nbformat.read(source, as_version=4)
-    outs = {c.source: c.outputs for c in ran.cells if c.cell_type == "code" and CUDA.search(c.source) and c.outputs}
+    cuda = [c for c in ran.cells if c.cell_type == "code" and CUDA.search(c.source) and c.outputs]
+    failed = [c.source.splitlines()[1:2] for c in cuda if any(o.output_type == "error" for o in c.outputs)]
+    if failed: raise ValueError(f"{executed}: {len(failed)} cuda cell(s) ended in an error, first {failed[0]}: nothing merged")
+    outs = {c.source: c.outputs for c in cuda}
     n = 0
     for c in src.cells:
         if c.cell_type == "code" and c.source in outs: c.outputs, n = outs[c.source], n + 1

@@ -96,7 +96,9 @@ def main(argv=None):
     print(head, flush=True)
     for kind in args.kinds:
         path = os.path.join(args.out, f"table2_{kind}_s{args.seed}.json")
-        def save(res): json.dump({**head, **res}, open(path, "w"), indent=1)
+        def save(res):   # written whole, then renamed: a run cut short leaves the last complete file
+            with open(path + ".tmp", "w") as f: json.dump({**head, **res}, f, indent=1)
+            os.replace(path + ".tmp", path)
         res = train_for(kind, dict(CASES)[kind], args.seconds, args.batch, splits, args.seed, args.evals, args.dry, save)
         save(res)
         print(kind, {k: v for k, v in res.items() if k != "curve"}, flush=True)

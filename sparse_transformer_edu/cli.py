@@ -43,7 +43,7 @@ PRESETS = {
     "enwik8": dict(data="enwik8", n_layer=30, d_model=512, n_head=8, context=12_288, kind="fixed", stride=128, c=32, dropout=0.4,
                    steps=80 * 90_000_000 // (16 * 12_288), batch_size=16, lr=6e-4, warmup=5000, precision="bf16", compile=True,
                    time_limit=0.0, recompute=True, eval_every=1000, ckpt_every=1000),
-    # the paper's CIFAR-10 model: 120 passes over the 50,000 training images
+    # the paper's CIFAR-10 model: 120 passes over 50,000 images (133 over the 45,000 not held out)
     "cifar10": dict(data="cifar10", n_layer=128, d_model=256, n_head=2, context=3072, kind="strided", stride=96, c=None,
                     dropout=0.25, steps=120 * 50_000 // 16, batch_size=16, lr=3.5e-4, warmup=5000, precision="bf16",
                     compile=True, time_limit=0.0, ff_mult=2, recompute=True, image_shape=(32, 32, 3),
@@ -133,7 +133,7 @@ def load_splits(
     if not p.is_file():
         raise FileNotFoundError(f"data {name!r} not found: use --data stdlib (built in), --data enwik8 or cifar10 with its archive in "
                                 f"--data-dir (get it with `python -c \"from sparse_transformer_edu.data import download_enwik8; "
-                                f"download_enwik8('data')\"`), or the path of an existing file")
+                                f"download_enwik8('data')\"`, or download_cifar10), or the path of an existing file")
     with open(p, "rb") as f: raw = f.read(max_bytes)
     if len(raw) < 1000: raise ValueError(f"data {name!r} holds {len(raw)} bytes: a training file needs at least 1,000")
     return D.split_bytes(torch.frombuffer(bytearray(raw), dtype=torch.uint8)), f"{p} ({len(raw):,} bytes)"

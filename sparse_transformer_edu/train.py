@@ -138,6 +138,7 @@ def image_batches(
     for name, x in splits.items():
         if x.dim() != 2 or x.shape[1] != context:
             raise ValueError(f"split {name!r} has shape {tuple(x.shape)}: image splits must be [images, context={context}]")
+        if len(x) == 0: raise ValueError(f"split {name!r} holds no images")
     def get(split, batch_size, generator):
         if split not in splits: raise ValueError(f"split={split!r} is not allowed: the data has splits {sorted(splits)}")
         x = splits[split][torch.randint(0, len(splits[split]), (batch_size,), generator=generator)].long()

@@ -66,13 +66,18 @@ def test_gpu_notebooks_only_cuda_selection(tmp_path):
     import gpu_notebooks as g
     cells = [nbformat.v4.new_code_cell(s) for s in [
         'import torch',                                        # 0: an import
-        '#| export\ndef f(x): return x + 1',                  # 1: the module
-        'slow = [f(i) for i in range(3)]\nassert slow',       # 2: a test nothing needs
-        'def helper(y):\n    z = y * 2\n    return z',        # 3: read by the cuda cell
+        '#| export\ndef f(x): return x + 1',                 # 1: the module
+        'slow = [f(i) for i in range(3)]\nassert slow',      # 2: a test nothing needs
+        'def helper(y):\n    z = y * 2\n    return z',       # 3: read by the cuda cell
         'z = 5',                                               # 4: `z` is local to helper, so not needed
-        '#| cuda\nfor i in range(2): print(helper(f(i)))',    # 5: the cuda cell
-        '#| eval: false\nhelper(1)']]                         # 6: never run
-    assert g.needed_cells(cells) == {0, 1, 3, 5}
+        '#| cuda\nfor i in range(2): print(helper(f(i)))',   # 5: the cuda cell
+        '#| eval: false\nhelper(1)',                          # 6: never run
+        'w = {"a": 1}',                                        # 7: defines w
+        'w = dict(w, b=2)',                                    # 8: rebinds w from w: needs 7
+        'w["c"] = 3',                                          # 9: changes w in place
+        'v = 1\nv += 1',                                      # 10: nothing reads v
+        '#| cuda\nprint(w)']]                                # 11: reads w
+    assert g.needed_cells(cells) == {0, 1, 3, 5, 7, 8, 9, 11}
     src, ran = nbformat.v4.new_notebook(cells=cells), nbformat.v4.new_notebook(cells=[nbformat.from_dict(c) for c in cells])
     ran.cells[5].outputs = [nbformat.v4.new_output('stream', text='2\n4\n')]
     ran.cells[2].outputs = [nbformat.v4.new_output('stream', text='not copied\n')]
@@ -80,3 +85,19 @@ def test_gpu_notebooks_only_cuda_selection(tmp_path):
     assert g.merge(str(tmp_path/'ran.ipynb'), str(tmp_path/'src.ipynb')) == 1
     back = nbformat.read(tmp_path/'src.ipynb', as_version=4)
     assert back.cells[5].outputs[0].text == '2\n4\n' and back.cells[2].outputs == []
+    ran.cells[11].outputs = [nbformat.v4.new_output('error', ename='NameError', evalue='w', traceback=[])]
+    nbformat.write(ran, tmp_path/'ran.ipynb')
+    with pytest.raises(ValueError, match='ended in an error'): g.merge(str(tmp_path/'ran.ipynb'), str(tmp_path/'src.ipynb'))
+
+
+def test_ptx_inspect_fixed():
+    "bench/ptx_inspect.py compiles the fixed pattern's kernels for sm_90 here: warp-group products and pipelined copies appear."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
+    env.pop('TRITON_INTERPRET', None)
+    r = subprocess.run([sys.executable, 'bench/ptx_inspect.py', '--kinds', 'fixed', '--n', '512'], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = {tuple(l.split()[1:3]): l.split() for l in r.stdout.splitlines() if l.startswith('fixed ')}
+    fwd = rows[('_attn_fwd', 'k')]
+    assert int(fwd[-4]) > 0 and int(fwd[-2]) > 0, fwd          # wgmma and cp.async in the forward
+    assert ('_attn_bwd_dkdv', '-') in rows and ('_attn_bwd_dq', 'k') in rows, sorted(rows)
