@@ -101,3 +101,18 @@ def test_ptx_inspect_fixed():
     fwd = rows[('_attn_fwd', 'k')]
     assert int(fwd[-4]) > 0 and int(fwd[-2]) > 0, fwd          # wgmma and cp.async in the forward
     assert ('_attn_bwd_dkdv', '-') in rows and ('_attn_bwd_dq', 'k') in rows, sorted(rows)
+
+
+def test_variants_prepare_and_read():
+    "bench/variants.py prepare writes a revision's package under .variants/; the table reader finds our kernels' rows."
+    sys.path.insert(0, str(ROOT/'bench'))
+    import shutil, variants
+    r = subprocess.run([sys.executable, 'bench/variants.py', 'prepare', 'HEAD'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert (ROOT/'.variants'/'HEAD'/'sparse_transformer_edu'/'plans.py').is_file()
+        assert ('HEAD', ROOT/'.variants'/'HEAD') in variants.variant_dirs() and variants.variant_dirs()[0] == ('.', ROOT)
+    finally: shutil.rmtree(ROOT/'.variants'/'HEAD')
+    rows = variants.read_medians(ROOT/'bench'/'runs'/'chapter11_results.csv')
+    assert ('ours fixed', 'fwd+bwd', 'B=1', 'D=64', 'N=65536') in rows and all(k[0].startswith('ours') for k in rows)
+    assert all(v > 0 for v in rows.values())
