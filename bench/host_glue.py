@@ -20,6 +20,7 @@ def main(argv=None):
     import torch
     from sparse_transformer_edu import kernels, op
     from sparse_transformer_edu.plans import sparse_plan
+    from sparse_transformer_edu.bench import PATTERNS
     launches, real = [0], kernels.launch
     def counted(kernel, grid, *a, **kw): launches[0] += 1
     casts = [0.0]
@@ -27,7 +28,8 @@ def main(argv=None):
     def timed_to(self, *a, **kw):
         t0 = time.perf_counter(); r = to(self, *a, **kw); casts[0] += time.perf_counter() - t0; return r
     torch.Tensor.to = timed_to
-    for kind, kw in [("fixed", dict(stride=128, c=32)), ("strided", dict(stride=128))]:
+    for kind in ("fixed", "strided"):
+        kw = {k: v for k, v in PATTERNS[kind].items() if k != "kind"}
         q, k, v, do = (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
         plan = sparse_plan(kind, args.n, 1, device=args.device, **kw)
         leaves = [t.requires_grad_() for t in (q, k, v)]
@@ -53,6 +55,7 @@ def main(argv=None):
             line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"
         kernels.launch = real
         print(line, flush=True)
+    torch.Tensor.to = to
 
 
 if __name__ == "__main__": main()
