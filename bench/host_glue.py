@@ -6,8 +6,10 @@ on the host, plus the launches themselves. fp16 inputs, B=1, H=16, D=64, the fix
 patterns at --n. The casts from float32 scratch buffers are real copies on the CPU (on a GPU they are asynchronous
 kernels), so the time is also given without them.
 
-Usage: python bench/host_glue.py [--n 4096] [--iters 300]"""
-import argparse, os, time
+With --profile (on a GPU), one cProfile of --iters real fwd+bwd calls per pattern is printed, by own time.
+
+Usage: python bench/host_glue.py [--n 4096] [--iters 300] [--device cuda] [--profile]"""
+import argparse, cProfile, os, pstats, time
 
 
 def main(argv=None):
@@ -15,6 +17,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=4096, help="sequence length (default: %(default)s)")
     ap.add_argument("--iters", type=int, default=300, help="timed iterations (default: %(default)s)")
     ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the tensors live (default: %(default)s)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile of the real calls (with --device cuda)")
     args = ap.parse_args(argv)
     if args.device == "cpu": os.environ.setdefault("TRITON_INTERPRET", "1")   # never run, but the triton path must be allowed
     import torch
@@ -55,6 +58,11 @@ def main(argv=None):
             line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"
         kernels.launch = real
         print(line, flush=True)
+        if args.profile and args.device == "cuda":
+            prof = cProfile.Profile(); prof.enable()
+            for _ in range(args.iters): step()
+            prof.disable(); torch.cuda.synchronize()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     torch.Tensor.to = to
 
 
