@@ -1,35 +1,30 @@
-"""Sweep the tile shape and launch settings of the fixed pattern's natural-order dK/dV pass on the GPU.
+"""Sweep the tile shape and launch settings of the fixed pattern's backward passes on the GPU.
 
-The fixed backward computes dQ over the gathered key order and dK, dV in natural key order (chapter 05). The natural
-pass's tile defaults to (BM, min(BN, c)) = (128, 32) for l=128, c=32. This script times fixed merged fwd+bwd (bf16,
-B=1, H=16, D=64) with that pass's tile and its num_warps/num_stages varied, every other pass unchanged, checks each
-configuration's gradients against the default plan's, and writes natural_sweep.csv. At 65,536 it times only the best
---top configurations from the first length.
+The fixed backward computes dQ over the gathered key order, and dK, dV from the own block in natural order and the
+summary keys gathered into tiles of their own (chapter 05). This script times fixed merged fwd+bwd (bf16, B=1, H=16,
+D=64) with the backward tile (all three backward passes) and the backward kernels' num_warps/num_stages varied, the
+forward unchanged, checks each configuration's gradients against the default plan's, and writes natural_sweep.csv.
+(Before the summary keys had tiles of their own, this script varied the natural-order dK/dV pass alone; its run of
+2026-11-30 is in bench/runs.) At 65,536 it times only the best --top configurations from the first length.
 
 --dry runs two configurations on the CPU through the Triton interpreter at N=256, to check the script.
 
 Usage: python bench/natural_sweep.py OUTDIR [--n 16384 65536] [--top 4] [--dry]"""
-import argparse, csv, dataclasses, itertools, os, time
+import argparse, csv, itertools, os, time
 import torch
 from sparse_transformer_edu import kernels
-from sparse_transformer_edu.patterns import pattern_predicate
-from sparse_transformer_edu.plans import SparsePlan, build_tile_plan, sparse_plan, rel_err
+from sparse_transformer_edu.plans import DEFAULT_BLOCKS, sparse_plan, rel_err
 from sparse_transformer_edu.op import sparse_attention
 from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
 
-TILES = [(128, 32), (64, 32), (128, 64), (64, 64), (128, 128)]
+TILES = [(128, 64), (64, 64), (128, 32), (64, 32), (128, 128)]
 CONFIGS = list(itertools.product((4, 8), (2, 3)))   # (num_warps, num_stages)
 L, C = PATTERNS["fixed"]["stride"], PATTERNS["fixed"]["c"]
 
 
 def natural_plan(n, tile, device, stride=L, c=C):
-    "The default fixed plan with its natural-order dK/dV pass rebuilt at `tile`."
-    base = sparse_plan("fixed", n, 1, stride=stride, c=c, device=device)
-    nat = [p for p in base.bwd if p.role == 2]
-    assert len(nat) == 1, "the fixed plan should have one natural-order pass"
-    pred = pattern_predicate("fixed", stride=stride, c=c, n=n)
-    new = dataclasses.replace(build_tile_plan(pred, 1, n, n, tile, torch.device(device)), role=2)
-    return SparsePlan(n, 1, base.fwd, tuple(new if p.role == 2 else p for p in base.bwd), base.mask_fn, f"fixed natural {tile}")
+    "The fixed plan with the default forward tile and backward tile `tile`."
+    return sparse_plan("fixed", n, 1, stride=stride, c=c, block=(DEFAULT_BLOCKS["fwd"]["fixed"], tile), device=device)
 
 
 def grads(plan, q, k, v, do):
@@ -58,7 +53,7 @@ def main(argv=None):
         cands = [(t, w, s) for t in tiles for w, s in configs] if best is None else best
         for tile, w, s in cands:
             plan = natural_plan(n, tile, dev, stride, c)
-            kernels.LAUNCH[("dkdv",) + tile + (q.shape[-1],)] = dict(num_warps=w, num_stages=s)
+            for kern in ("dkdv", "dq"): kernels.LAUNCH[(kern,) + tile + (q.shape[-1],)] = dict(num_warps=w, num_stages=s)
             try:
                 err = max(rel_err(a, b) for a, b in zip(grads(plan, q, k, v, do), want))
                 ms = _bench(lambda q, k, v: sparse_attention(q, k, v, plan, backend="triton"), q, k, v, do, True, warmup=10, rep=50)
@@ -66,9 +61,9 @@ def main(argv=None):
                 print(f"{n} {tile} w{w} s{s}: fails, {type(e).__name__}: {str(e)[:150]}", flush=True)
                 err, ms = float("nan"), float("nan")
             finally:
-                kernels.LAUNCH.pop(("dkdv",) + tile + (q.shape[-1],), None)
+                for kern in ("dkdv", "dq"): kernels.LAUNCH.pop((kern,) + tile + (q.shape[-1],), None)
             rows.append(dict(n=n, tile=f"{tile[0]}x{tile[1]}", warps=w, stages=s, ms=ms, grad_rel_err_vs_default=err))
-            print(f"[{time.time()-t0:5.0f}s] N={n} natural tile {tile} w{w} s{s}: fwd+bwd {ms:.3f} ms, grads vs default {err:.1e}", flush=True)
+            print(f"[{time.time()-t0:5.0f}s] N={n} backward tile {tile} w{w} s{s}: fwd+bwd {ms:.3f} ms, grads vs default {err:.1e}", flush=True)
             with open(os.path.join(args.out, "natural_sweep.csv"), "w", newline="") as f:
                 wr = csv.DictWriter(f, fieldnames=list(rows[0])); wr.writeheader(); wr.writerows(rows)
         ok = sorted((r for r in rows if r["n"] == n and r["ms"] == r["ms"] and r["grad_rel_err_vs_default"] < 1e-2), key=lambda r: r["ms"])
