@@ -6,6 +6,9 @@ on the host, plus the launches themselves. fp16 inputs, B=1, H=16, D=64, the fix
 patterns at --n. The casts from float32 scratch buffers are real copies on the CPU (on a GPU they are asynchronous
 kernels), so the time is also given without them.
 
+Two floors follow: a do-nothing autograd Function that only allocates the same outputs (what any op written in Python
+pays), and SDPA's eager fwd+bwd (with --device cuda: its host time and its synchronised time).
+
 With --profile (on a GPU), one cProfile of --iters real fwd+bwd calls per pattern is printed, by own time.
 
 Usage: python bench/host_glue.py [--n 4096] [--iters 300] [--device cuda] [--profile]"""
@@ -64,6 +67,36 @@ def main(argv=None):
             prof.disable(); torch.cuda.synchronize()
             pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     torch.Tensor.to = to
+
+    class Nothing(torch.autograd.Function):
+        "Allocates what the op allocates (the output and a log-sum-exp, then three gradients) and computes nothing."
+        @staticmethod
+        def forward(ctx, q, k, v):
+            ctx.save_for_backward(q, k, v, torch.empty(q.shape[:3], device=q.device))
+            return torch.empty_like(q)
+        @staticmethod
+        def backward(ctx, do):
+            q, k, v, _ = ctx.saved_tensors
+            return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    sdpa = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    for name, fn in (("do-nothing autograd Function", Nothing.apply), ("SDPA", sdpa)):
+        if name == "SDPA" and args.device != "cuda": continue
+        q, k, v, do = (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
+        leaves = [t.requires_grad_() for t in (q, k, v)]
+        def step():
+            for t in leaves: t.grad = None
+            fn(*leaves).backward(do)
+        def per_call(sync, iters):
+            for _ in range(20): step()
+            if args.device == "cuda": torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                step()
+                if sync: torch.cuda.synchronize()
+            return (time.perf_counter() - t0) / iters
+        line = f"{name}: {per_call(False, 50 if name == 'SDPA' else args.iters) * 1e3:.3f} ms per fwd+bwd on the host"
+        if args.device == "cuda": line += f", {per_call(True, args.iters) * 1e3:.3f} ms synchronised"
+        print(line, flush=True)
 
 
 if __name__ == "__main__": main()
