@@ -158,9 +158,7 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
     grid = (plan.TQ, B * H)
     args = (q, k, v, out, lse, op, qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy,
             plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
-            q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-            v.stride(0), v.stride(1), v.stride(2), out.stride(0), out.stride(1), out.stride(2),
-            lse.stride(0), lse.stride(1), op.stride(0), op.stride(1), op.stride(2),
+            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *lse.stride()[:2], *op.stride()[:3],
             _map_stride(qmap), _map_stride(kvmap), _map_stride(plan.lut_off), _map_stride(plan.lut_split),
             H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
     consts = dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=qmap is not None, HAS_KVMAP=kvmap is not None,
@@ -376,20 +374,18 @@ def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first
     NKp = plan.TK * plan.BN
     mapped = plan.kv_injective
     dk_v, dv_v = (dk, dv) if mapped or not plan.role & 2 else (_empty((B, H, NKp, D), torch.float32, q.device) for _ in range(2))
-    strides = (q.stride(0), q.stride(1), q.stride(2), k.stride(0), k.stride(1), k.stride(2),
-               v.stride(0), v.stride(1), v.stride(2), do.stride(0), do.stride(1), do.stride(2), lse.stride(0), lse.stride(1))
+    strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *lse.stride()[:2])
     maps = (qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy)
     tiles = dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=qmap is not None, HAS_KVMAP=kvmap is not None)
     ieee = q.dtype == torch.float32
     if plan.role & 1: launch(_attn_bwd_dq, (plan.TQ, B * H),
            (q, k, v, do, lse, delta, dq, out, *maps, plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
-            plan.order, *strides, dq.stride(0), dq.stride(1), dq.stride(2),
-            out.stride(0), out.stride(1), out.stride(2), _map_stride(qmap), _map_stride(kvmap),
+            plan.order, *strides, *dq.stride()[:3], *out.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
            dict(**tiles, ACCUM=not first_q, DELTA_HERE=first_q, IEEE=ieee), _launch_cfg(plan, D, "dq"))
     if plan.role & 2: launch(_attn_bwd_dkdv, (plan.TK, B * H),
            (q, k, v, do, lse, delta, dk_v, dv_v, *maps, plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks,
-            plan.t_order, *strides, dk_v.stride(0), dk_v.stride(1), dk_v.stride(2), _map_stride(qmap), _map_stride(kvmap),
+            plan.t_order, *strides, *dk_v.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**tiles, MAPPED_STORE=mapped, ACCUM=mapped and not first_kv, IEEE=ieee), _launch_cfg(plan, D, "dkdv"))
     if not mapped and plan.role & 2:
