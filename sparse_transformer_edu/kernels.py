@@ -205,9 +205,11 @@ def launch(kernel, grid, args, consts, opts, bind=None):
         if len(_bound) >= 64: _bound.clear()   # each entry keeps its plan alive: keep few
         _bound[bkey] = (plan, *hit, grid, dev, (*vals[len(tensors):], *consts.values()))
 
+def _on_gpu(t): return t.is_cuda
+
 def layout(*tensors) -> tuple|None:
     "What a launch's arguments depend on besides its plan: the device, and each tensor's dtype, shape, strides and 16-byte alignment (None where launches go through Triton, or the tensors are not on a GPU)."
-    if not (_direct() and tensors[0].is_cuda): return None
+    if not (_direct() and _on_gpu(tensors[0])): return None
     return (torch.cuda.current_device(), *[(t.dtype, t.shape, t.stride(), t.data_ptr() % 16 == 0) for t in tensors])
 
 def relaunch(key, tensors) -> bool:
@@ -428,8 +430,8 @@ def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     q, k, v, do = _row_major(q), _row_major(k), _row_major(v), _row_major(do)
     B, H, N, D = q.shape
     delta = _empty((B, H, N), torch.float32, q.device)   # written by the first dQ pass, which therefore runs first
-    q_passes = [p for p in passes if p.role & 1]
-    passes = [q_passes[0]] + [p for p in passes if p is not q_passes[0]]
+    first = next(i for i, p in enumerate(passes) if p.role & 1)
+    passes = [passes[first], *passes[:first], *passes[first + 1:]]
     # the first pass that computes a gradient writes it, in the inputs' dtype, and later passes add to it in place;
     # only the keys of a pass whose map sends two virtual keys to one row add up in float32, through a scatter
     kv_passes = [p for p in passes if p.role & 2]
@@ -440,7 +442,7 @@ def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     dk, dv = (_empty(t.shape, kv_dtype, q.device) if covered else torch.zeros(t.shape, dtype=kv_dtype, device=q.device)
               for t in (k, v))
     lay = layout(q, k, v, out, do, lse, delta, dq, dk, dv)
-    for plan in passes:
-        backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q=plan is q_passes[0], first_kv=plan is kv_passes[0],
-                      scale=scale, lay=lay)
+    first_kv = next(i for i, p in enumerate(passes) if p.role & 2)
+    for i, plan in enumerate(passes):   # by position: a pass may appear more than once
+        backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q=i == 0, first_kv=i == first_kv, scale=scale, lay=lay)
     return dq, dk.to(k.dtype), dv.to(v.dtype)
