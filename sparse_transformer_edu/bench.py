@@ -37,13 +37,15 @@ QUICK_SHAPES = SHAPES[:2]
 TOL = 1e-2   # the largest relative error against the float32 reference allowed in bf16
 
 def plan_flops(
-    plans,  # the passes `attention_plans` builds for a pattern
-    B,      # batch size
-    H,      # heads
-    D,      # head dimension
+    plans,           # the passes `attention_plans` builds for a pattern
+    B,               # batch size
+    H,               # heads
+    D,               # head dimension
+    bwd:bool=False,  # the backward's products instead of the forward's
 ):
-    "FLOPs of the two forward matrix products over the tiles the plans compute."
-    return B * sum(p.nnz * (1 if p.HL > 1 else H) * 2 * 2 * p.BM * p.BN * D for p in plans)
+    "FLOPs of the matrix products over the tiles the plans compute: two per tile forward; backward, three for dQ (a pass's `role` 1) and four for dK, dV (role 2)."
+    products = lambda p: 3 * bool(p.role & 1) + 4 * bool(p.role & 2) if bwd else 2
+    return B * sum(p.nnz * (1 if p.HL > 1 else H) * 2 * products(p) * p.BM * p.BN * D for p in plans)
 
 def reference_output(
     q,        # queries, [B, H, N, D]
@@ -366,7 +368,7 @@ def ours(
         kw = dict(PATTERNS[pat]); kind = kw.pop("kind"); blk = blocks.get(pat)
         fn = lambda q, k, v: sparse_attention(q, k, v, kind, block=blk, **kw)
         flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, **kw), B, H, D)
-        bwd_flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, kernel="bwd", **kw), B, H, D) * 7 / 2 if "fwd+bwd" in passes else 0.0
+        bwd_flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, kernel="bwd", **kw), B, H, D, bwd=True) if "fwd+bwd" in passes else 0.0
         for ps in passes:
             try: m = self.measure(fn, ps == "fwd+bwd", pat)
             except CheckFailed: raise
