@@ -6,7 +6,7 @@
 __all__ = ['HEAD_DIMS', 'LAUNCH', 'DIRECT_LAUNCH', 'interpreting', 'traced_launches', 'launch_args', 'launch', 'layout', 'relaunch', 'forward_pass', 'blocksparse_forward', 'backward_pass', 'blocksparse_backward']
 
 # %% ../nbs/04_kernel_forward.ipynb #0ab06039
-import contextlib, os, types
+import contextlib, os, types, weakref
 import torch
 from .plans import TilePlan, LOG2E
 
@@ -154,7 +154,7 @@ except ImportError:
 
 DIRECT_LAUNCH = True   # launch compiled specializations directly (False: always through Triton's launcher)
 _compiled = {}         # (kernel, device, constexprs, options, specialization) -> (launcher, function, metadata)
-_bound = {}            # a caller's key (kernel, pass, layout, ...) -> the pass, and the launch with its arguments but the first few
+_bound = {}            # a caller's key (kernel, pass, layout, ...) -> a weak reference to the pass, and the launch with its arguments but the first few
 _traced = [0]          # > 0 while a triton_op's implementation runs: its launches go through wrap_triton
 
 @contextlib.contextmanager
@@ -202,8 +202,8 @@ def launch(kernel, grid, args, consts, opts, bind=None):
             *vals, *consts.values())
     if bind is not None:
         bkey, plan, tensors = bind
-        if len(_bound) >= 64: _bound.clear()   # each entry keeps its plan alive: keep few
-        _bound[bkey] = (plan, *hit, grid, dev, (*vals[len(tensors):], *consts.values()))
+        if len(_bound) >= 1024: _bound.clear()   # every new shape adds keys: keep the table bounded
+        _bound[bkey] = (weakref.ref(plan), *hit, grid, dev, (*vals[len(tensors):], *consts.values()))
 
 def _on_gpu(t): return t.is_cuda
 
@@ -215,7 +215,7 @@ def layout(*tensors) -> tuple|None:
 def relaunch(key, tensors) -> bool:
     "Launch again what `launch(..., bind=(key, plan, tensors))` launched, with these tensors (its first arguments) in place of those; False if there is none."
     hit = _bound.get(key) if _direct() else None
-    if hit is None: return False
+    if hit is None or hit[0]() is None: return False   # never seen, or its plan is gone (and its id may be another's now)
     _, run, function, metadata, grid, dev, rest = hit
     run(grid[0], grid[1], 1, triton.runtime.driver.active.get_current_stream(dev), function, metadata, None, None, None,
         *[t.data_ptr() for t in tensors], *rest)

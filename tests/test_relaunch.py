@@ -78,3 +78,19 @@ def test_relaunch_matches_full_launch(recorded, kind, kw, monkeypatch):
         _fwd_bwd(plan, q2, kt, v2, do2)
     same(recorded[before - n:before], recorded[before:], (q2, kt, v2, do2))
     assert [x[4] for x in recorded[before:]] != [x[4] for x in relaunched]   # the strides of k differ
+
+
+def test_kept_launches_do_not_keep_plans(recorded):
+    "A kept launch holds its pass weakly: once the pass is gone, its entry is never relaunched, and its tables are freed."
+    import gc
+    from sparse_transformer_edu.plans import tile_plan_from_mask
+    p = tile_plan_from_mask(torch.ones(64, 64, dtype=torch.bool).tril(), (16, 16))
+    q, k, v = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(3))
+    kernels.blocksparse_forward(q, k, v, (p,), 0.125)
+    kernels.blocksparse_forward(q, k, v, (p,), 0.125)
+    assert len(recorded) == 2 and len(kernels._bound) == 1
+    (key, entry), = kernels._bound.items()
+    assert entry[0]() is p and kernels.relaunch(key, (q, k, v, q, q, q))
+    del p, entry; gc.collect()
+    assert kernels._bound[key][0]() is None and not kernels.relaunch(key, (q, k, v, q, q, q))
+    assert len(recorded) == 3
