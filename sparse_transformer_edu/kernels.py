@@ -154,7 +154,6 @@ except ImportError:
 
 DIRECT_LAUNCH = True   # launch compiled specializations directly (False: always through Triton's launcher)
 _compiled = {}         # (kernel, device, constexprs, options, specialization) -> (launcher, function, metadata)
-_bound = {}            # a caller's key (kernel, pass, layout, ...) -> a weak reference to the pass, and the launch with its arguments but the first few
 _traced = [0]          # > 0 while a triton_op's implementation runs: its launches go through wrap_triton
 
 @contextlib.contextmanager
@@ -181,6 +180,8 @@ def _direct() -> bool:
     rt = triton.knobs.runtime
     return DIRECT_LAUNCH and not _traced[0] and not interpreting() and _idle(rt.launch_enter_hook) and _idle(rt.launch_exit_hook)
 
+
+# %% ../nbs/04_kernel_forward.ipynb #e2a4c6b8
 def launch(kernel, grid, args, consts, opts, bind=None):
     "`kernel[grid](*args, **consts, **opts)`, straight to the compiled kernel's launcher for a specialization launched before; `bind=(key, plan, tensors)` keeps the launch for `relaunch(key, ...)`."
     if _traced[0] and wrap_triton is not None: return wrap_triton(kernel)[grid](*args, **consts, **opts)
@@ -205,6 +206,10 @@ def launch(kernel, grid, args, consts, opts, bind=None):
         if len(_bound) >= 1024: _bound.clear()   # every new shape adds keys: keep the table bounded
         _bound[bkey] = (weakref.ref(plan), *hit, grid, dev, (*vals[len(tensors):], *consts.values()))
 
+
+# %% ../nbs/04_kernel_forward.ipynb #7c5e2b90
+_bound = {}   # a caller's key (kernel, pass, layout, ...) -> a weak reference to the pass, and the launch with its arguments but the first few
+
 def _on_gpu(t): return t.is_cuda
 
 def layout(*tensors) -> tuple|None:
@@ -220,6 +225,7 @@ def relaunch(key, tensors) -> bool:
     run(grid[0], grid[1], 1, triton.runtime.driver.active.get_current_stream(dev), function, metadata, None, None, None,
         *[t.data_ptr() for t in tensors], *rest)
     return True
+
 
 # %% ../nbs/04_kernel_forward.ipynb #d4ee0e23
 def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
