@@ -15,6 +15,28 @@ Usage: python bench/host_glue.py [--n 4096] [--iters 300] [--device cuda] [--pro
 import argparse, cProfile, os, pstats, time
 
 
+def timed(step, iters, cuda, sync=False, reset=lambda: None):
+    "Seconds per call of step(): 20 warm-up calls, reset(), then iters calls, each followed by a synchronisation when sync."
+    import torch
+    for _ in range(20): step()
+    if cuda: torch.cuda.synchronize()
+    reset()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+        if sync: torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / iters
+
+
+def fwd_bwd(fn, q, k, v, do):
+    "A step that runs fn's forward and backward on q, k, v with fresh gradients."
+    leaves = [t.requires_grad_() for t in (q, k, v)]
+    def step():
+        for t in leaves: t.grad = None
+        fn(*leaves).backward(do)
+    return step
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=4096, help="sequence length (default: %(default)s)")
@@ -27,41 +49,30 @@ def main(argv=None):
     from sparse_transformer_edu import kernels, op
     from sparse_transformer_edu.plans import sparse_plan
     from sparse_transformer_edu.bench import PATTERNS
+    cuda = args.device == "cuda"
+    inputs = lambda: (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
     launches, real = [0], kernels.launch
     def counted(kernel, grid, *a, **kw): launches[0] += 1
     casts = [0.0]
     to = torch.Tensor.to
     def timed_to(self, *a, **kw):
         t0 = time.perf_counter(); r = to(self, *a, **kw); casts[0] += time.perf_counter() - t0; return r
+    def reset(): launches[0], casts[0] = 0, 0.0
     torch.Tensor.to = timed_to
     for kind in ("fixed", "strided"):
         kw = {k: v for k, v in PATTERNS[kind].items() if k != "kind"}
-        q, k, v, do = (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
         plan = sparse_plan(kind, args.n, 1, device=args.device, **kw)
-        leaves = [t.requires_grad_() for t in (q, k, v)]
-        def step():
-            for t in leaves: t.grad = None
-            op.sparse_attention(*leaves, plan, backend="triton").backward(do)
-        def per_call(launch, sync, iters=args.iters):
-            kernels.launch = launch
-            for _ in range(20): step()
-            if args.device == "cuda": torch.cuda.synchronize()
-            launches[0], casts[0] = 0, 0.0
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                step()
-                if sync: torch.cuda.synchronize()
-            return (time.perf_counter() - t0) / iters
-        glue = per_call(counted, False)
+        step = fwd_bwd(lambda q, k, v: op.sparse_attention(q, k, v, plan, backend="triton"), *inputs())
+        kernels.launch = counted
+        glue = timed(step, args.iters, cuda, reset=reset)
         line = (f"{kind}: {glue * 1e3:.3f} ms per fwd+bwd with launches stubbed, {(glue - casts[0] / args.iters) * 1e3:.3f} ms "
                 f"without the casts; {launches[0] / args.iters:.0f} launches")
-        if args.device == "cuda":
-            host, whole = per_call(real, False, 50), per_call(real, True)   # 50 calls: the launch queue never fills
-            torch.cuda.synchronize()
-            line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"
         kernels.launch = real
+        if cuda:   # 50 unsynchronised calls: the launch queue never fills
+            host, whole = timed(step, 50, cuda), timed(step, args.iters, cuda, sync=True)
+            line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"
         print(line, flush=True)
-        if args.profile and args.device == "cuda":
+        if args.profile and cuda:
             prof = cProfile.Profile(); prof.enable()
             for _ in range(args.iters): step()
             prof.disable(); torch.cuda.synchronize()
@@ -80,22 +91,10 @@ def main(argv=None):
             return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     sdpa = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     for name, fn in (("do-nothing autograd Function", Nothing.apply), ("SDPA", sdpa)):
-        if name == "SDPA" and args.device != "cuda": continue
-        q, k, v, do = (torch.randn(1, 16, args.n, 64, dtype=torch.float16, device=args.device) for _ in range(4))
-        leaves = [t.requires_grad_() for t in (q, k, v)]
-        def step():
-            for t in leaves: t.grad = None
-            fn(*leaves).backward(do)
-        def per_call(sync, iters):
-            for _ in range(20): step()
-            if args.device == "cuda": torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                step()
-                if sync: torch.cuda.synchronize()
-            return (time.perf_counter() - t0) / iters
-        line = f"{name}: {per_call(False, 50 if name == 'SDPA' else args.iters) * 1e3:.3f} ms per fwd+bwd on the host"
-        if args.device == "cuda": line += f", {per_call(True, args.iters) * 1e3:.3f} ms synchronised"
+        if name == "SDPA" and not cuda: continue
+        step = fwd_bwd(fn, *inputs())
+        line = f"{name}: {timed(step, 50 if name == 'SDPA' else args.iters, cuda) * 1e3:.3f} ms per fwd+bwd on the host"
+        if cuda: line += f", {timed(step, args.iters, cuda, sync=True) * 1e3:.3f} ms synchronised"
         print(line, flush=True)
 
 

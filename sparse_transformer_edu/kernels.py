@@ -175,6 +175,10 @@ def launch_args(args) -> tuple:
 
 def _idle(hook): return hook is None or not getattr(hook, "calls", True)   # no profiler listens to launches
 
+def _fire(run, function, metadata, grid, dev, args):
+    "Call a compiled kernel's launcher on the current stream, with no launch metadata and no hooks."
+    run(grid[0], grid[1], 1, triton.runtime.driver.active.get_current_stream(dev), function, metadata, None, None, None, *args)
+
 def _direct() -> bool:
     "Whether launches may skip Triton's launcher: on a GPU, outside torch.compile's tracing, with no launch hooks."
     rt = triton.knobs.runtime
@@ -197,10 +201,7 @@ def launch(kernel, grid, args, consts, opts, bind=None):
         c = kernel[grid](*args, **consts, **opts)
         if len(_compiled) >= 4096: _compiled.clear()   # every new shape adds keys: keep the table bounded
         hit = _compiled[key] = (c.run, c.function, c.packed_metadata)
-    else:
-        run, function, metadata = hit
-        run(grid[0], grid[1], 1, triton.runtime.driver.active.get_current_stream(dev), function, metadata, None, None, None,
-            *vals, *consts.values())
+    else: _fire(*hit, grid, dev, (*vals, *consts.values()))
     if bind is not None:
         bkey, plan, tensors = bind
         if len(_bound) >= 1024: _bound.clear()   # every new shape adds keys: keep the table bounded
@@ -219,11 +220,10 @@ def layout(*tensors) -> tuple|None:
 
 def relaunch(key, tensors) -> bool:
     "Launch again what `launch(..., bind=(key, plan, tensors))` launched, with these tensors (its first arguments) in place of those; False if there is none."
-    hit = _bound.get(key) if _direct() else None
+    hit = _bound.get(key)   # a key made while launches go through Triton has no layout (None) and was never bound
     if hit is None or hit[0]() is None: return False   # never seen, or its plan is gone (and its id may be another's now)
-    _, run, function, metadata, grid, dev, rest = hit
-    run(grid[0], grid[1], 1, triton.runtime.driver.active.get_current_stream(dev), function, metadata, None, None, None,
-        *[t.data_ptr() for t in tensors], *rest)
+    _, *launcher, grid, dev, rest = hit
+    _fire(*launcher, grid, dev, (*[t.data_ptr() for t in tensors], *rest))
     return True
 
 
