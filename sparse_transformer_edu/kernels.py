@@ -440,15 +440,14 @@ def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     passes = [passes[first], *passes[:first], *passes[first + 1:]]
     # the first pass that computes a gradient writes it, in the inputs' dtype, and later passes add to it in place;
     # only the keys of a pass whose map sends two virtual keys to one row add up in float32, through a scatter
-    kv_passes = [p for p in passes if p.role & 2]
+    first_kv = next(i for i, p in enumerate(passes) if p.role & 2)
     dq = _empty(q.shape, q.dtype, q.device)
-    in_place = all(p.kv_injective for p in kv_passes)
+    in_place = all(p.kv_injective for p in passes if p.role & 2)
     kv_dtype = k.dtype if in_place else torch.float32
-    covered = in_place and kv_passes[0].NK == N   # the first pass writes every key row
+    covered = in_place and passes[first_kv].NK == N   # the first pass writes every key row
     dk, dv = (_empty(t.shape, kv_dtype, q.device) if covered else torch.zeros(t.shape, dtype=kv_dtype, device=q.device)
               for t in (k, v))
     lay = layout(q, k, v, out, do, lse, delta, dq, dk, dv)
-    first_kv = next(i for i, p in enumerate(passes) if p.role & 2)
     for i, plan in enumerate(passes):   # by position: a pass may appear more than once
         backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q=i == 0, first_kv=i == first_kv, scale=scale, lay=lay)
     return dq, dk.to(k.dtype), dv.to(v.dtype)
