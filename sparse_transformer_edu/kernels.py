@@ -68,15 +68,15 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
               HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
     "Fold key tile `LUT_COL[e]` into the running (m_i, l_i, acc) of one query tile."
     k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
-    s = (_mm(q_tile, tl.trans(k_tile), IEEE) * qk_scale).to(tl.float32)   # fp32 even if the scale arrives as fp64
+    s = _mm(q_tile, tl.trans(k_tile), IEEE)   # unscaled: the scale (> 0) is applied once, fused with the shift below
     if MASKED:   # partly covered tile: apply its token mask
         mid = tl.load(LUT_MASK + e)
         keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :])
         s = tl.where(keep != 0, s, float("-inf"))
-    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_new = tl.maximum(m_i, (tl.max(s, 1) * qk_scale).to(tl.float32))   # fp32 even if the scale arrives as fp64
     m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
     alpha = tl.exp2(m_i - m_use)
-    p = tl.exp2(s - m_use[:, None])
+    p = tl.exp2((s * qk_scale).to(tl.float32) - m_use[:, None])   # one multiply-add per score
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None] + _mm(p.to(v_tile.dtype), v_tile, IEEE)
     return m_new, l_i, acc
