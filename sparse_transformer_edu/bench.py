@@ -19,7 +19,7 @@ from fastcore.basics import patch
 from torch.nn.attention import sdpa_kernel
 from .patterns import pattern_predicate, token_mask, tile_shape
 from .op import sparse_attention
-from .plans import attention_plans, attention_reference, rel_err
+from .plans import attention_plans, attention_reference, rel_err, default_blocks
 from .kernels import HAS_TRITON
 try: from torch.nn.attention.flex_attention import flex_attention, create_block_mask
 except ImportError: flex_attention = create_block_mask = None   # torch < 2.5 has no FlexAttention
@@ -365,10 +365,11 @@ def ours(
     "Our kernels; a result that misses the reference stops the run, a kernel that does not run here is logged."
     blocks, (B, D, N, H) = blocks or {}, (self.B, self.D, self.N, self.H)
     for pat in patterns:
-        kw = dict(PATTERNS[pat]); kind = kw.pop("kind"); blk = blocks.get(pat)
-        fn = lambda q, k, v: sparse_attention(q, k, v, kind, block=blk, **kw)
-        flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, **kw), B, H, D)
-        bwd_flops = plan_flops(attention_plans(kind, N, H, block=blk, device=self.q.device, kernel="bwd", **kw), B, H, D, bwd=True) if "fwd+bwd" in passes else 0.0
+        kw = dict(PATTERNS[pat]); kind = kw.pop("kind")
+        fb, bb = (blocks[pat],) * 2 if pat in blocks else default_blocks(kind, D)
+        fn = lambda q, k, v: sparse_attention(q, k, v, kind, block=(fb, bb), **kw)
+        flops = plan_flops(attention_plans(kind, N, H, block=fb, device=self.q.device, **kw), B, H, D)
+        bwd_flops = plan_flops(attention_plans(kind, N, H, block=bb, device=self.q.device, kernel="bwd", **kw), B, H, D, bwd=True) if "fwd+bwd" in passes else 0.0
         for ps in passes:
             try: m = self.measure(fn, ps == "fwd+bwd", pat)
             except CheckFailed: raise

@@ -11,7 +11,7 @@ import inspect
 import torch
 from torch import Tensor
 from .patterns import token_mask
-from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes
+from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes, default_blocks
 from .plans import attention_reference
 from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
@@ -160,7 +160,7 @@ def sparse_attention(
     summary=None,           # where the summary cells of 'fixed' start in a block, or one per head (default l - c)
     backend:str="auto",     # 'auto', 'triton', 'torch' or 'sdpa' (dense causal only)
     scale:float|None=None,  # the score scale (default 1/sqrt(head_dim))
-    block=None,             # tile shape of a kind's plan: one (rows, cols), or a (forward, backward) pair
+    block=None,             # tile shape of a kind's plan: one (rows, cols), or a (forward, backward) pair (default: `default_blocks`)
 ) -> Tensor:
     "softmax(q kᵀ · scale) v over `pattern`, a kind (see `token_mask`) with its settings or a `SparsePlan`; q, k, v are [B, H, N, D]."
     check_inputs(q, k, v, backend)
@@ -176,6 +176,7 @@ def sparse_attention(
         work = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
         return attention_reference(q, k, v, mask, scale=scale, dtype=work)[0].to(q.dtype)
     if plan is None:
+        block = default_blocks(pattern, D) if block is None else block
         plan = sparse_plan(pattern, N, H, stride=stride, c=c, part=part, summary=summary, block=block, device=q.device)
     elif plan.device != q.device: plan = plan.to(q.device)
     scale = D ** -0.5 if scale is None else float(scale)

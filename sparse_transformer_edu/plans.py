@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -246,10 +246,18 @@ def tiled_attention(q, k, v, plan:TilePlan, scale=None):
 from .patterns import pattern_predicate, strided_permutation
 
 # %% ../nbs/04_kernel_forward.ipynb #7e0b7e7a
-# Tile shapes per pattern for the forward and the backward kernels, from a sweep on an H200 (bench/NOTES.md).
 DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128), "strided": (64, 64), "local": (64, 64)},
                   "bwd": {"dense": (128, 64), "fixed": (128, 64), "strided": (64, 64), "local": (64, 64)}}
+# At head dim 128 a key and a value tile take twice the memory: the same sweep at D=128 chose smaller tiles for these.
+WIDE_BLOCKS = {"fwd": {"dense": (128, 64), "fixed": (128, 64)}, "bwd": {"dense": (64, 64), "fixed": (64, 64)}}
 
+def default_blocks(kind:str, head_dim:int=64) -> tuple:
+    "The (forward, backward) tile shapes the package uses for pattern `kind` at `head_dim`."
+    wide = head_dim >= 128
+    return tuple((WIDE_BLOCKS[k].get(kind) if wide else None) or DEFAULT_BLOCKS[k][kind] for k in ("fwd", "bwd"))
+
+
+# %% ../nbs/04_kernel_forward.ipynb #c4a2e9d0
 def per_head(value, heads, name) -> list:
     "A scalar, or a list with one value per head, as a list of `heads` values."
     if isinstance(value, (list, tuple)):
