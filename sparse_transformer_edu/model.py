@@ -11,7 +11,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .patterns import KINDS, MODES, head_parts, fixed_summaries, check_int
-from .plans import sparse_plan, per_head, default_blocks
+from .plans import sparse_plan, per_head
 from .op import sparse_attention, BACKENDS
 from .kernels import HAS_TRITON, HEAD_DIMS
 from .recompute import recompute
@@ -103,7 +103,7 @@ class SparseSelfAttention(nn.Module):
         self.plan = None   # built here, before any torch.compile, so that a compiled forward never builds one
         if _kernels_may_run(cfg):
             self.plan = sparse_plan(cfg.kind, cfg.context, cfg.n_head, stride=cfg.stride, c=cfg.c, part=self.part,
-                                    summary=self.summary, block=default_blocks(cfg.kind, cfg.d_model // cfg.n_head),
+                                    summary=self.summary, head_dim=cfg.d_model // cfg.n_head,
                                     device="cuda" if torch.cuda.is_available() else "cpu")
 
     def _apply(self, fn, recurse=True):   # model.to(device) moves the plan with the weights

@@ -11,7 +11,7 @@ import inspect
 import torch
 from torch import Tensor
 from .patterns import token_mask
-from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes, default_blocks
+from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes
 from .plans import attention_reference
 from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
@@ -176,8 +176,7 @@ def sparse_attention(
         work = q.dtype if q.dtype in (torch.float32, torch.float64) else torch.float32
         return attention_reference(q, k, v, mask, scale=scale, dtype=work)[0].to(q.dtype)
     if plan is None:
-        block = default_blocks(pattern, D) if block is None else block
-        plan = sparse_plan(pattern, N, H, stride=stride, c=c, part=part, summary=summary, block=block, device=q.device)
+        plan = sparse_plan(pattern, N, H, stride=stride, c=c, part=part, summary=summary, block=block, device=q.device, head_dim=D)
     elif plan.device != q.device: plan = plan.to(q.device)
     scale = D ** -0.5 if scale is None else float(scale)
     if torch.compiler.is_compiling(): return OPS[COMPILED_OP](q, k, v, list(plan.tables), list(plan.ints), scale)[0]

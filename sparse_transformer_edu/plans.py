@@ -537,13 +537,15 @@ def sparse_plan(
     c:int|None=None,   # the summary width of 'fixed'
     part=None,         # None (the union), 1 or 2, or one per head
     summary=None,      # summary offset of 'fixed', or one per head
-    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default: tuned per kind)
+    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default: `default_blocks`)
     device="cpu",      # where the tables live
+    head_dim:int=64,   # the head dimension the plan will run at, which picks the default tiles
 ) -> SparsePlan:
     "The plan of pattern `kind` (see `token_mask`) at length `n`; `part` and `summary` may be per-head lists. Cached."
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if len(set(zip(parts, sums))) == 1: parts, sums = parts[:1], sums[:1]   # shared by every head
     dev = device_key(device)
+    if block is None and kind in DEFAULT_BLOCKS["fwd"]: block = default_blocks(kind, head_dim)
     def build():
         kw = dict(stride=stride, c=c, part=parts, summary=sums, device=dev)
         bf, bb = _blocks(block, (None, None))
