@@ -9,6 +9,10 @@ kernels), so the time is also given without them.
 Two floors follow: a do-nothing autograd Function that only allocates the same outputs (what any op written in Python
 pays), and SDPA's eager fwd+bwd (with --device cuda: its host time and its synchronised time).
 
+On the CPU a third figure fakes a GPU's direct launch path: the tensors count as on a GPU and every compiled launcher
+records instead of running, so the op takes the path it takes on a GPU (relaunch, or arguments built and passed to the
+launcher) up to the launcher itself.
+
 With --profile (on a GPU), one cProfile of --iters real fwd+bwd calls per pattern is printed, by own time.
 
 Usage: python bench/host_glue.py [--n 4096] [--iters 300] [--device cuda] [--profile]"""
@@ -35,6 +39,22 @@ def fwd_bwd(fn, q, k, v, do):
         for t in leaves: t.grad = None
         fn(*leaves).backward(do)
     return step
+
+
+def fake_direct(kernels, op):
+    "Patch the package so that CPU tensors take the direct launch path with recording launchers; returns (calls, undo)."
+    import torch, triton
+    calls = [0]
+    class Compiled(dict):   # every specialization counts as compiled; its launcher only counts
+        def get(self, key): return (lambda *a: calls.__setitem__(0, calls[0] + 1), 0, 0)
+    class Stream:
+        def get_current_stream(self, device): return 0
+    patches = [(kernels, "interpreting", lambda: False), (kernels, "_on_gpu", lambda t: True), (kernels, "_compiled", Compiled()),
+               (kernels, "_bound", {}), (op, "interpreting", lambda: True), (torch.cuda, "current_device", lambda: 0),
+               (triton.runtime.driver, "_active", Stream())]
+    saved = [(o, name, getattr(o, name)) for o, name, _ in patches]
+    for o, name, value in patches: setattr(o, name, value)
+    return calls, lambda: [setattr(o, name, value) for o, name, value in saved]
 
 
 def main(argv=None):
@@ -68,6 +88,12 @@ def main(argv=None):
         line = (f"{kind}: {glue * 1e3:.3f} ms per fwd+bwd with launches stubbed, {(glue - casts[0] / args.iters) * 1e3:.3f} ms "
                 f"without the casts; {launches[0] / args.iters:.0f} launches")
         kernels.launch = real
+        if not cuda:
+            calls, undo = fake_direct(kernels, op)
+            try:
+                direct = timed(step, args.iters, cuda, reset=lambda: calls.__setitem__(0, 0))
+                line += f"; {direct * 1e3:.3f} ms on the direct path faked up to the launcher ({calls[0] / args.iters:.0f} launcher calls)"
+            finally: undo()
         if cuda:   # 50 unsynchronised calls: the launch queue never fills
             host, whole = timed(step, 50, cuda), timed(step, args.iters, cuda, sync=True)
             line += f"; with real launches {host * 1e3:.3f} ms on the host, {whole * 1e3:.3f} ms synchronised"

@@ -116,3 +116,15 @@ def test_variants_prepare_and_read():
     rows = variants.read_medians(ROOT/'bench'/'runs'/'chapter11_results.csv')
     assert ('ours fixed', 'fwd+bwd', 'B=1', 'D=64', 'N=65536') in rows and all(k[0].startswith('ours') for k in rows)
     assert all(v > 0 for v in rows.values())
+
+
+def test_host_glue_cpu():
+    "bench/host_glue.py on the CPU: each pattern's launches stubbed, then its direct path faked up to the launcher, with the launch count of each (fixed: 1 forward + 3 backward; strided: 2 + 4)."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
+    r = subprocess.run([sys.executable, 'bench/host_glue.py', '--n', '512', '--iters', '5'], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = {l.split(':')[0]: l for l in r.stdout.splitlines()}
+    for kind, n in (('fixed', 4), ('strided', 6)):
+        assert f'{n} launches' in lines[kind] and f'direct path faked up to the launcher ({n} launcher calls)' in lines[kind], lines
+    assert 'do-nothing autograd Function' in lines
