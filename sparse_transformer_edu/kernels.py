@@ -234,13 +234,13 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
     "Run one pass of the forward kernel: writes `out` and `lse` ([B, H, N] float32) at the rows the plan covers."
     if not HAS_TRITON: raise RuntimeError("backend='triton' needs the triton package, which is not installed here; use backend='torch'")
     q, k, v = _row_major(q), _row_major(k), _row_major(v)
+    op = o_prev if o_prev is not None else out
+    cfg = _launch_cfg(plan, q.shape[3])
+    key = ("fwd", id(plan), layout(q, k, v, out, lse, op), o_prev is None, scale, *cfg.values())
+    if relaunch(key, (q, k, v, out, lse, op)): return out, lse   # seen before: only the tensors' addresses are new
     B, H, N, D = q.shape
     dummy = plan.lut_off
     qmap, kvmap = plan.qmap, plan.kvmap
-    op = o_prev if o_prev is not None else out
-    cfg = _launch_cfg(plan, D)
-    key = (_attn_fwd, id(plan), layout(q, k, v, out, lse, op), o_prev is None, scale, *cfg.values())
-    if relaunch(key, (q, k, v, out, lse, op)): return out, lse
     grid = (plan.TQ, B * H)
     args = (q, k, v, out, lse, op, qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy,
             plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
@@ -400,37 +400,54 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
     tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
 
 # %% ../nbs/05_kernel_backward.ipynb #f0093b4f
-def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None, lay=None):
-    "Gradients of one pass (those its `role` names): writes (the first pass of each) or adds into `dq`, `dk`, `dv`; the first dQ pass also writes `delta`. `lay`: `layout` of the tensors, when the caller has it."
+def _launch_dq(plan, call, first, scale, cfg, key):
+    "Build every argument of a pass's dQ kernel from its tensors `call`, launch it, and keep it under `key`."
+    q, k, v, do, lse, delta, dq, out = call
     B, H, N, D = q.shape
     sm_scale = D ** -0.5 if scale is None else scale
-    dummy = plan.lut_off
     qmap, kvmap = plan.qmap, plan.kvmap
-    NKp = plan.TK * plan.BN
-    mapped = plan.kv_injective
-    dk_v, dv_v = (dk, dv) if mapped or not plan.role & 2 else (_empty((B, H, NKp, D), torch.float32, q.device) for _ in range(2))
-    strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *do.stride()[:3], *lse.stride()[:2])
-    maps = (qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy)
-    tiles = dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=qmap is not None, HAS_KVMAP=kvmap is not None)
-    ieee = q.dtype == torch.float32
-    q_call, kv_call = (q, k, v, do, lse, delta, dq, out), (q, k, v, do, lse, delta, dk_v, dv_v)
-    lay = layout(q, k, v, out, do, lse, delta, dq, dk, dv) if lay is None else lay   # dk_v, dv_v follow from q and the plan
-    q_cfg, kv_cfg = _launch_cfg(plan, D, "dq"), _launch_cfg(plan, D, "dkdv")
-    q_key = (_attn_bwd_dq, id(plan), lay, first_q, scale, *q_cfg.values())
-    kv_key = (_attn_bwd_dkdv, id(plan), lay, first_kv, scale, *kv_cfg.values())
-    if plan.role & 1 and not relaunch(q_key, q_call): launch(_attn_bwd_dq, (plan.TQ, B * H),
-           (*q_call, *maps, plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
-            plan.order, *strides, *dq.stride()[:3], *out.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
+    launch(_attn_bwd_dq, (plan.TQ, B * H),
+           (*call, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
+            *_strides(q, k, v, do, lse), *dq.stride()[:3], *out.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
-           dict(**tiles, ACCUM=not first_q, DELTA_HERE=first_q, IEEE=ieee), q_cfg, bind=(q_key, plan, q_call))
-    if plan.role & 2 and not relaunch(kv_key, kv_call): launch(_attn_bwd_dkdv, (plan.TK, B * H),
-           (*kv_call, *maps, plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks,
-            plan.t_order, *strides, *dk_v.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
+           dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, IEEE=q.dtype == torch.float32), cfg, bind=(key, plan, call))
+
+def _launch_dkdv(plan, call, first, scale, cfg, key):
+    "The same for a pass's dK/dV kernel."
+    q, k, v, do, lse, delta, dk, dv = call
+    B, H, N, D = q.shape
+    sm_scale = D ** -0.5 if scale is None else scale
+    qmap, kvmap, mapped = plan.qmap, plan.kvmap, plan.kv_injective
+    launch(_attn_bwd_dkdv, (plan.TK, B * H),
+           (*call, *_maps(plan), plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks, plan.t_order,
+            *_strides(q, k, v, do, lse), *dk.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
-           dict(**tiles, MAPPED_STORE=mapped, ACCUM=mapped and not first_kv, IEEE=ieee), kv_cfg, bind=(kv_key, plan, kv_call))
-    if not mapped and plan.role & 2:
-        idx = kvmap[:, :plan.NK].long()[None, :, :, None].expand(B, H, plan.NK, D)
-        dk.scatter_add_(2, idx, dk_v[:, :, :plan.NK]); dv.scatter_add_(2, idx, dv_v[:, :, :plan.NK])
+           dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, IEEE=q.dtype == torch.float32), cfg,
+           bind=(key, plan, call))
+
+def _maps(plan): return tuple(m if m is not None else plan.lut_off for m in (plan.qmap, plan.kvmap))   # a map or a stand-in
+def _strides(*ts): return tuple(s for t in ts for s in t.stride()[:3 if t.dim() == 4 else 2])
+def _tiles(plan, D): return dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=plan.qmap is not None, HAS_KVMAP=plan.kvmap is not None)
+
+def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None, lay=None):
+    "Gradients of one pass (those its `role` names): writes (the first pass of each) or adds into `dq`, `dk`, `dv`; the first dQ pass also writes `delta`. `lay`: `layout` of the tensors, when the caller has it."
+    D = q.shape[3]
+    lay = layout(q, k, v, out, do, lse, delta, dq, dk, dv) if lay is None else lay   # scratch buffers follow from q and the plan
+    if plan.role & 1:   # a launch seen before only needs its tensors' addresses; the first builds every argument
+        call, cfg = (q, k, v, do, lse, delta, dq, out), _launch_cfg(plan, D, "dq")
+        key = ("dq", id(plan), lay, first_q, scale, *cfg.values())
+        if not relaunch(key, call): _launch_dq(plan, call, first_q, scale, cfg, key)
+    if plan.role & 2:
+        mapped = plan.kv_injective   # else: float32 buffers over the virtual keys, scattered into dk and dv below
+        dk_v, dv_v = (dk, dv) if mapped else (_empty((*q.shape[:2], plan.TK * plan.BN, D), torch.float32, q.device) for _ in range(2))
+        call, cfg = (q, k, v, do, lse, delta, dk_v, dv_v), _launch_cfg(plan, D, "dkdv")
+        key = ("dkdv", id(plan), lay, first_kv, scale, *cfg.values())
+        if not relaunch(key, call): _launch_dkdv(plan, call, first_kv, scale, cfg, key)
+        if not mapped:
+            B, H = q.shape[:2]
+            idx = plan.kvmap[:, :plan.NK].long()[None, :, :, None].expand(B, H, plan.NK, D)
+            dk.scatter_add_(2, idx, dk_v[:, :, :plan.NK]); dv.scatter_add_(2, idx, dv_v[:, :, :plan.NK])
+
 
 # %% ../nbs/05_kernel_backward.ipynb #d206cc2f
 def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
