@@ -230,6 +230,10 @@ def relaunch(key, tensors) -> bool:
 
 
 # %% ../nbs/04_kernel_forward.ipynb #d4ee0e23
+def _maps(plan): return tuple(m if m is not None else plan.lut_off for m in (plan.qmap, plan.kvmap))   # each map, or a stand-in
+def _strides(*ts): return tuple(s for t in ts for s in t.stride()[:3 if t.dim() == 4 else 2])
+def _tiles(plan, D): return dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=plan.qmap is not None, HAS_KVMAP=plan.kvmap is not None)
+
 def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
     "Run one pass of the forward kernel: writes `out` and `lse` ([B, H, N] float32) at the rows the plan covers."
     if not HAS_TRITON: raise RuntimeError("backend='triton' needs the triton package, which is not installed here; use backend='torch'")
@@ -239,17 +243,11 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
     key = ("fwd", id(plan), layout(q, k, v, out, lse, op), o_prev is None, scale, *cfg.values())
     if relaunch(key, (q, k, v, out, lse, op)): return out, lse   # seen before: only the tensors' addresses are new
     B, H, N, D = q.shape
-    dummy = plan.lut_off
-    qmap, kvmap = plan.qmap, plan.kvmap
-    grid = (plan.TQ, B * H)
-    args = (q, k, v, out, lse, op, qmap if qmap is not None else dummy, kvmap if kvmap is not None else dummy,
-            plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
-            *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *out.stride()[:3], *lse.stride()[:2], *op.stride()[:3],
-            _map_stride(qmap), _map_stride(kvmap), _map_stride(plan.lut_off), _map_stride(plan.lut_split),
-            H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
-    consts = dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=qmap is not None, HAS_KVMAP=kvmap is not None,
-                  MERGE=o_prev is not None, IEEE=q.dtype == torch.float32)
-    launch(_attn_fwd, grid, args, consts, cfg, bind=(key, plan, (q, k, v, out, lse, op)))
+    args = (q, k, v, out, lse, op, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
+            plan.order, *_strides(q, k, v, out, lse, op), _map_stride(plan.qmap), _map_stride(plan.kvmap),
+            _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
+    consts = dict(**_tiles(plan, D), MERGE=o_prev is not None, IEEE=q.dtype == torch.float32)
+    launch(_attn_fwd, (plan.TQ, B * H), args, consts, cfg, bind=(key, plan, (q, k, v, out, lse, op)))
     return out, lse
 
 # %% ../nbs/04_kernel_forward.ipynb #cd1edd84
@@ -424,10 +422,6 @@ def _launch_dkdv(plan, call, first, scale, cfg, key):
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, IEEE=q.dtype == torch.float32), cfg,
            bind=(key, plan, call))
-
-def _maps(plan): return tuple(m if m is not None else plan.lut_off for m in (plan.qmap, plan.kvmap))   # a map or a stand-in
-def _strides(*ts): return tuple(s for t in ts for s in t.stride()[:3 if t.dim() == 4 else 2])
-def _tiles(plan, D): return dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=plan.qmap is not None, HAS_KVMAP=plan.kvmap is not None)
 
 def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None, lay=None):
     "Gradients of one pass (those its `role` names): writes (the first pass of each) or adds into `dq`, `dk`, `dv`; the first dQ pass also writes `delta`. `lay`: `layout` of the tensors, when the caller has it."
