@@ -188,10 +188,24 @@ def _direct() -> bool:
 
 
 # %% ../nbs/04_kernel_forward.ipynb #e2a4c6b8
+_fewer_stages = {}   # (kernel, constexprs, options, dtypes) -> the options with as many pipeline stages as this GPU holds
+
+def _through_triton(kernel, grid, args, consts, opts):
+    "`kernel[grid](*args, **consts, **opts)`; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
+    if interpreting(): return kernel[grid](*args, **consts, **opts)
+    key = (kernel, *consts.values(), *opts.values(), *(a.dtype for a in args if isinstance(a, torch.Tensor)))
+    opts = _fewer_stages.get(key, opts)
+    while True:
+        try: return kernel[grid](*args, **consts, **opts)
+        except triton.runtime.errors.OutOfResources:
+            stages = opts.get("num_stages", 3)
+            if stages <= 1: raise
+            opts = _fewer_stages[key] = {**opts, "num_stages": stages - 1}
+
 def launch(kernel, grid, args, consts, opts, bind=None):
     "`kernel[grid](*args, **consts, **opts)`, straight to the compiled kernel's launcher for a specialization launched before; `bind=(key, plan, tensors)` keeps the launch for `relaunch(key, ...)`."
     if _traced[0] and wrap_triton is not None: return wrap_triton(kernel)[grid](*args, **consts, **opts)
-    if not _direct(): return kernel[grid](*args, **consts, **opts)
+    if not _direct(): return _through_triton(kernel, grid, args, consts, opts)
     dev = torch.cuda.current_device()
     vals, spec = launch_args(args)
     key = (kernel, dev, *consts.values(), *opts.values(), spec)
@@ -200,7 +214,7 @@ def launch(kernel, grid, args, consts, opts, bind=None):
         names = [p.name for p in kernel.params if p.is_constexpr]
         if names != list(consts) or len(kernel.params) != len(args) + len(consts):
             raise ValueError(f"launch needs {kernel.fn.__name__}'s constexprs last, in order: {names}")
-        c = kernel[grid](*args, **consts, **opts)
+        c = _through_triton(kernel, grid, args, consts, opts)
         if len(_compiled) >= 4096: _compiled.clear()   # every new shape adds keys: keep the table bounded
         hit = _compiled[key] = (c.run, c.function, c.packed_metadata)
     else: _fire(*hit, grid, dev, (*vals, *consts.values()))

@@ -127,9 +127,9 @@ def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=No
 def mask_predicate(mask):
     "A predicate reading a materialized [N, N] or [H, N, N] mask."
     mask = mask if mask.dim() == 3 else mask[None]
-    def pred(i, j):
-        ii, jj = i.clamp(max=mask.shape[1] - 1), j.clamp(max=mask.shape[2] - 1)
-        return mask[:, ii, jj]
+    def pred(i, j):   # the indices may live on another device than the mask: the answer goes where they are
+        ii, jj = i.to(mask.device).clamp(max=mask.shape[1] - 1), j.to(mask.device).clamp(max=mask.shape[2] - 1)
+        return mask[:, ii, jj].to(i.device)
     return pred
 
 def tile_plan_from_mask(mask, block) -> TilePlan:
