@@ -34,10 +34,10 @@ def _rows(MAP, base, offs, HAS_MAP: tl.constexpr):
     return rows
 
 @_jit
-def _mm(a, b, IEEE: tl.constexpr):
-    "a @ b, in full fp32 precision when IEEE (the fp32 tests compare to 1e-5), on the tensor cores' default otherwise."
-    if IEEE:
-        return tl.dot(a, b, input_precision="ieee")
+def _mm(a, b, FP32: tl.constexpr):
+    "a @ b, to within about 1e-6 of fp32 when FP32 (three TF32 products; the fp32 tests compare to 1e-5), on the tensor cores' default otherwise."
+    if FP32:   # not "ieee": on a GPU that runs on scalar multiply-adds, slow to compile at large tiles
+        return tl.dot(a, b, input_precision="tf32x3")
     else:
         return tl.dot(a, b)
 
@@ -65,10 +65,10 @@ def _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D: 
 @_jit
 def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-              HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
+              HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
     "Fold key tile `LUT_COL[e]` into the running (m_i, l_i, acc) of one query tile."
     k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
-    s = _mm(q_tile, tl.trans(k_tile), IEEE)   # unscaled: the scale (> 0) is applied once, fused with the shift below
+    s = _mm(q_tile, tl.trans(k_tile), FP32)   # unscaled: the scale (> 0) is applied once, fused with the shift below
     if MASKED:   # partly covered tile: apply its token mask
         mid = tl.load(LUT_MASK + e)
         keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :])
@@ -78,7 +78,7 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
     alpha = tl.exp2(m_i - m_use)
     p = tl.exp2((s * qk_scale).to(tl.float32) - m_use[:, None])   # one multiply-add per score
     l_i = l_i * alpha + tl.sum(p, 1)
-    acc = acc * alpha[:, None] + _mm(p.to(v_tile.dtype), v_tile, IEEE)
+    acc = acc * alpha[:, None] + _mm(p.to(v_tile.dtype), v_tile, FP32)
     return m_new, l_i, acc
 
 # %% ../nbs/04_kernel_forward.ipynb #96123cf4
@@ -87,7 +87,7 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
               sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son, slb, slh, sob2, soh2, son2,
               qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale,
               D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
-              HAS_KVMAP: tl.constexpr, MERGE: tl.constexpr, IEEE: tl.constexpr):
+              HAS_KVMAP: tl.constexpr, MERGE: tl.constexpr, FP32: tl.constexpr):
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
@@ -104,10 +104,10 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     v_base = b * svb + h * svh
     for e in range(start, split):    # fully allowed tiles: no mask arithmetic
         m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
-                                  h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, IEEE)
+                                  h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, FP32)
     for e in range(split, end):      # partly covered tiles
         m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
-                                  h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, IEEE)
+                                  h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, FP32)
     has = l_i > 0
     l_safe = tl.where(has, l_i, 1.0)
     o = acc / l_safe[:, None]
@@ -260,7 +260,7 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
     args = (q, k, v, out, lse, op, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
             plan.order, *_strides(q, k, v, out, lse, op), _map_stride(plan.qmap), _map_stride(plan.kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
-    consts = dict(**_tiles(plan, D), MERGE=o_prev is not None, IEEE=q.dtype == torch.float32)
+    consts = dict(**_tiles(plan, D), MERGE=o_prev is not None, FP32=q.dtype == torch.float32)
     launch(_attn_fwd, (plan.TQ, B * H), args, consts, cfg, bind=(key, plan, (q, k, v, out, lse, op)))
     return out, lse
 
@@ -280,9 +280,9 @@ def blocksparse_forward(q, k, v, passes, scale=None, out=None):
 # %% ../nbs/05_kernel_backward.ipynb #238e9bd2
 @_jit
 def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
-           MASKED: tl.constexpr, IEEE: tl.constexpr):
+           MASKED: tl.constexpr, FP32: tl.constexpr):
     "Recompute the softmax probabilities of one tile from q, k and the saved log-sum-exp (base 2)."
-    p = tl.exp2((_mm(q_tile, tl.trans(k_tile), IEEE) * qk_scale).to(tl.float32) - lse2[:, None])
+    p = tl.exp2((_mm(q_tile, tl.trans(k_tile), FP32) * qk_scale).to(tl.float32) - lse2[:, None])
     if MASKED:
         keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BM)[:, None] * BN + tl.arange(0, BN)[None, :])
         p = tl.where(keep != 0, p, 0.0)
@@ -303,7 +303,7 @@ def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, 
 @_jit
 def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base, l_base,
                qmap_base, sqn, sdn, NQ, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-               HAS_QMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
+               HAS_QMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
     "Add one query tile's contribution to dk and dv of a key tile."
     tq = tl.load(T_ROW + e)
     offs_m = tq * BM + tl.arange(0, BM)
@@ -313,11 +313,11 @@ def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, M
     mid = 0
     if MASKED:
         mid = tl.load(T_MASK + e)
-    p = _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, IEEE)
-    dv += _mm(tl.trans(p.to(do_tile.dtype)), do_tile, IEEE)
-    dp = _mm(do_tile, tl.trans(v_tile), IEEE)
+    p = _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, FP32)
+    dv += _mm(tl.trans(p.to(do_tile.dtype)), do_tile, FP32)
+    dp = _mm(do_tile, tl.trans(v_tile), FP32)
     ds = p * (dp - delta[:, None])
-    dk += _mm(tl.trans(ds.to(q_tile.dtype)), q_tile, IEEE)
+    dk += _mm(tl.trans(ds.to(q_tile.dtype)), q_tile, FP32)
     return dk, dv
 
 # %% ../nbs/05_kernel_backward.ipynb #f733e9e1
@@ -326,7 +326,7 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
                    sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, slb, slh, skb2, skh2, skn2,
                    qmap_h, kvmap_h, lut_h, split_h, H, NQ, NK, qk_scale, sm_scale,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
-                   HAS_KVMAP: tl.constexpr, MAPPED_STORE: tl.constexpr, ACCUM: tl.constexpr, IEEE: tl.constexpr):
+                   HAS_KVMAP: tl.constexpr, MAPPED_STORE: tl.constexpr, ACCUM: tl.constexpr, FP32: tl.constexpr):
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
@@ -341,10 +341,10 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     q_base, do_base, l_base = b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh
     for e in range(start, split):
         dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base,
-                            l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, False, IEEE)
+                            l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, False, FP32)
     for e in range(split, end):
         dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base,
-                            l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, True, IEEE)
+                            l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, True, FP32)
     dk = dk * sm_scale
     if MAPPED_STORE:   # straight to the tensor's rows (the map sends no two keys to one row)
         dst = kvrows
@@ -364,16 +364,16 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
 @_jit
 def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-             HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, IEEE: tl.constexpr):
+             HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
     "Add one key tile's contribution to dq of a query tile."
     k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
     mid = 0
     if MASKED:
         mid = tl.load(LUT_MASK + e)
-    p = _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, IEEE)
-    dp = _mm(do_tile, tl.trans(v_tile), IEEE)
+    p = _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, FP32)
+    dp = _mm(do_tile, tl.trans(v_tile), FP32)
     ds = p * (dp - delta[:, None])
-    dq += _mm(ds.to(k_tile.dtype), k_tile, IEEE)
+    dq += _mm(ds.to(k_tile.dtype), k_tile, FP32)
     return dq
 
 # %% ../nbs/05_kernel_backward.ipynb #af1d26a2
@@ -382,7 +382,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
                  sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, slb, slh, sqb2, sqh2, sqn2, sob, soh, son,
                  qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale, sm_scale,
                  D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
-                 HAS_KVMAP: tl.constexpr, ACCUM: tl.constexpr, DELTA_HERE: tl.constexpr, IEEE: tl.constexpr):
+                 HAS_KVMAP: tl.constexpr, ACCUM: tl.constexpr, DELTA_HERE: tl.constexpr, FP32: tl.constexpr):
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
@@ -401,10 +401,10 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
     k_base, v_base = b * skb + h * skh, b * svb + h * svh
     for e in range(start, split):
         dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
-                      h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, IEEE)
+                      h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, FP32)
     for e in range(split, end):
         dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
-                      h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, IEEE)
+                      h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, FP32)
     dq = dq * sm_scale
     dq_ptrs = DQ + b * sqb2 + h * sqh2 + qrows[:, None] * sqn2 + offs_d[None, :]
     if ACCUM:   # a second pass over the same rows adds to the first
@@ -422,7 +422,7 @@ def _launch_dq(plan, call, first, scale, cfg, key):
            (*call, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
             *_strides(q, k, v, do, lse), *dq.stride()[:3], *out.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
-           dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, IEEE=q.dtype == torch.float32), cfg, bind=(key, plan, call))
+           dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, FP32=q.dtype == torch.float32), cfg, bind=(key, plan, call))
 
 def _launch_dkdv(plan, call, first, scale, cfg, key):
     "The same for a pass's dK/dV kernel."
@@ -434,7 +434,7 @@ def _launch_dkdv(plan, call, first, scale, cfg, key):
            (*call, *_maps(plan), plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks, plan.t_order,
             *_strides(q, k, v, do, lse), *dk.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
-           dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, IEEE=q.dtype == torch.float32), cfg,
+           dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, FP32=q.dtype == torch.float32), cfg,
            bind=(key, plan, call))
 
 def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None, lay=None):
