@@ -193,6 +193,9 @@ _fewer_stages = {}   # (kernel, constexprs, options, dtypes) -> the options with
 def _through_triton(kernel, grid, args, consts, opts):
     "`kernel[grid](*args, **consts, **opts)`; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
     if interpreting(): return kernel[grid](*args, **consts, **opts)
+    if min(consts.get("BM", 16), consts.get("BN", 16)) < 16:
+        raise ValueError(f"{consts['BM']}x{consts['BN']} tiles: on a GPU a tile side must be at least 16, the shortest product "
+                         "the tensor cores take; pick a larger block, or backend='torch'")
     key = (kernel, *consts.values(), *opts.values(), *(a.dtype for a in args if isinstance(a, torch.Tensor)))
     opts = _fewer_stages.get(key, opts)
     while True:
