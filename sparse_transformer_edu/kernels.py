@@ -191,7 +191,7 @@ def _direct() -> bool:
 _fewer_stages = {}   # (kernel, constexprs, options, dtypes) -> the options with as many pipeline stages as this GPU holds
 
 def _through_triton(kernel, grid, args, consts, opts):
-    "`kernel[grid](*args, **consts, **opts)`; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
+    "`kernel[grid](*args, **consts, **opts)` on a GPU: tiles with a side under 16 refused by name; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
     if interpreting(): return kernel[grid](*args, **consts, **opts)
     if min(consts.get("BM", 16), consts.get("BN", 16)) < 16:
         raise ValueError(f"{consts['BM']}x{consts['BN']} tiles: on a GPU a tile side must be at least 16, the shortest product "
