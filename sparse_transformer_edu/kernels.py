@@ -36,7 +36,14 @@ def _rows(MAP, base, offs, HAS_MAP: tl.constexpr):
 @_jit
 def _mm(a, b, FP32: tl.constexpr):
     "a @ b, to within about 1e-6 of fp32 when FP32 (three TF32 products; the fp32 tests compare to 1e-5), on the tensor cores' default otherwise."
-    if FP32:   # not "ieee": on a GPU that runs on scalar multiply-adds, slow to compile at large tiles
+    if a.shape[1] < 16:   # a tile side under 16, too short a product for the tensor cores: one outer product per column, in float32
+        ks, c = tl.arange(0, a.shape[1]), tl.zeros([a.shape[0], b.shape[1]], tl.float32)
+        for kk in tl.static_range(a.shape[1]):
+            col = tl.sum(tl.where(ks[None, :] == kk, a.to(tl.float32), 0.0), 1)
+            row = tl.sum(tl.where(ks[:, None] == kk, b.to(tl.float32), 0.0), 0)
+            c += col[:, None] * row[None, :]
+        return c
+    elif FP32:   # not "ieee": on a GPU that runs on scalar multiply-adds, slow to compile at large tiles
         return tl.dot(a, b, input_precision="tf32x3")
     else:
         return tl.dot(a, b)
@@ -191,11 +198,8 @@ def _direct() -> bool:
 _fewer_stages = {}   # (kernel, constexprs, options, dtypes) -> the options with as many pipeline stages as this GPU holds
 
 def _through_triton(kernel, grid, args, consts, opts):
-    "`kernel[grid](*args, **consts, **opts)` on a GPU: tiles with a side under 16 refused by name; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
+    "`kernel[grid](*args, **consts, **opts)`; where the GPU's shared memory cannot hold that many pipeline stages, compiled again with one fewer, down to one."
     if interpreting(): return kernel[grid](*args, **consts, **opts)
-    if min(consts.get("BM", 16), consts.get("BN", 16)) < 16:
-        raise ValueError(f"{consts['BM']}x{consts['BN']} tiles: on a GPU a tile side must be at least 16, the shortest product "
-                         "the tensor cores take; pick a larger block, or backend='torch'")
     key = (kernel, *consts.values(), *opts.values(), *(a.dtype for a in args if isinstance(a, torch.Tensor)))
     opts = _fewer_stages.get(key, opts)
     while True:
