@@ -8,10 +8,6 @@ Usage: python bench/launch_sweep.py OUTDIR [--cases dense:16384 fixed:16384 stri
                                     [--warps 4 8] [--stages 2 3 4]"""
 import argparse, csv, itertools, os, time
 import torch
-from sparse_transformer_edu import kernels
-from sparse_transformer_edu.op import sparse_attention
-from sparse_transformer_edu.plans import default_blocks, rel_err
-from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
 
 
 def grads(fn, q, k, v, do):
@@ -31,6 +27,11 @@ def main(argv=None):
     ap.add_argument("--stages", nargs="+", type=int, default=[2, 3, 4])
     ap.add_argument("--device", default="cuda", help="cuda; cpu for a dry run through the interpreter (float16, one plain run)")
     args = ap.parse_args(argv)
+    if args.device == "cpu": os.environ["TRITON_INTERPRET"] = "1"   # before the kernels are defined
+    from sparse_transformer_edu import kernels
+    from sparse_transformer_edu.op import sparse_attention
+    from sparse_transformer_edu.plans import default_blocks, rel_err
+    from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
     os.makedirs(args.out, exist_ok=True)
     print(device_line(), flush=True)
     rows, t0, D = [], time.time(), args.d
@@ -39,7 +40,7 @@ def main(argv=None):
         pat, n = case.split(":"); n = int(n)
         kw = dict(PATTERNS[pat]); kind = kw.pop("kind")
         q, k, v, do = (torch.randn(1, 16, n, D, device=args.device, dtype=torch.bfloat16 if args.device == "cuda" else torch.float16) for _ in range(4))
-        fn = lambda q, k, v: sparse_attention(q, k, v, kind, **kw)
+        fn = lambda q, k, v: sparse_attention(q, k, v, kind, backend="triton", **kw)
         ref = grads(fn, q, k, v, do)
         blocks = dict(zip(("fwd", "bwd"), default_blocks(kind, D)))
         for kernel in args.kernels:

@@ -1,5 +1,5 @@
-"""Plans with a tile side under 16 (16x8, 8x16, 32x16) from random masks, forward and backward against float64, in fp32,
-fp16 and bf16.
+"""Plans with a tile side under 16 (16x8, 8x16; and 32x16, whose products are all at least 16 long, as a control) from
+random masks, forward and backward against float64, in fp32, fp16 and bf16.
 
 On a GPU these products are shorter than the tensor cores take, so the kernels sum them one outer product at a time.
 Prints one line per case, its four relative errors (output, dq, dk, dv) and 'ok' or 'FAIL'; exits 1 on any FAIL.
