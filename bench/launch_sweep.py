@@ -6,7 +6,7 @@ setting's output and gradients are checked against the package's default setting
 
 Usage: python bench/launch_sweep.py OUTDIR [--cases dense:16384 fixed:16384 strided:65536] [--kernels fwd dq dkdv]
                                     [--warps 4 8] [--stages 2 3 4]"""
-import argparse, csv, itertools, os, time
+import argparse, csv, itertools, os, time, types
 import torch
 
 
@@ -45,8 +45,7 @@ def main(argv=None):
         blocks = dict(zip(("fwd", "bwd"), default_blocks(kind, D)))
         for kernel in args.kernels:
             blk = blocks["fwd" if kernel == "fwd" else "bwd"]
-            plan = type("P", (), dict(BM=blk[0], BN=blk[1]))
-            default = kernels._launch_cfg(plan, D, kernel)
+            default = kernels._launch_cfg(types.SimpleNamespace(BM=blk[0], BN=blk[1]), D, kernel)
             for w, s in itertools.product(args.warps, args.stages):
                 kernels.LAUNCH.clear(); kernels.LAUNCH.update(saved)
                 kernels.LAUNCH[(kernel, *blk, D)] = dict(num_warps=w, num_stages=s)

@@ -427,7 +427,7 @@ def _launch_dq(plan, call, first, scale, cfg, key):
     qmap, kvmap = plan.qmap, plan.kvmap
     launch(_attn_bwd_dq, (plan.TQ, B * H),
            (*call, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
-            *_strides(q, k, v, do, lse), *dq.stride()[:3], *out.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
+            *_strides(q, k, v, do, lse, dq, out), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, FP32=q.dtype == torch.float32), cfg, bind=(key, plan, call))
 
@@ -439,7 +439,7 @@ def _launch_dkdv(plan, call, first, scale, cfg, key):
     qmap, kvmap, mapped = plan.qmap, plan.kvmap, plan.kv_injective
     launch(_attn_bwd_dkdv, (plan.TK, B * H),
            (*call, *_maps(plan), plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks, plan.t_order,
-            *_strides(q, k, v, do, lse), *dk.stride()[:3], _map_stride(qmap), _map_stride(kvmap),
+            *_strides(q, k, v, do, lse, dk), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, FP32=q.dtype == torch.float32), cfg,
            bind=(key, plan, call))
