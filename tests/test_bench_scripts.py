@@ -128,3 +128,19 @@ def test_host_glue_cpu():
     for kind, n in (('fixed', 4), ('strided', 6)):
         assert f'{n} launches' in lines[kind] and f'direct path faked up to the launcher ({n} launcher calls)' in lines[kind], lines
     assert 'do-nothing autograd Function' in lines
+
+
+def test_pass_tiles_dry_run(tmp_path):
+    "bench/pass_tiles.py --dry swaps each strided pass's tile through the interpreter; every swap matches the package's plan."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': '', 'TRITON_INTERPRET': '1'}
+    r = subprocess.run([sys.executable, 'bench/pass_tiles.py', str(tmp_path), '--dry', '--repeats', '1'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert 'against float32' in r.stdout, r.stdout[-3000:]
+    rows = (tmp_path/'pass_tiles.csv').read_text().splitlines()
+    assert rows[0] == 'case,kernel,pass_index,tile,default,ms,rel_err_vs_default', rows[0]
+    swaps = [row.split(',') for row in rows[1:] if row.split(',')[1] in ('fwd', 'bwd')]
+    assert len(swaps) == 2 * 2 * 3, rows   # two forward and two backward passes, three tiles each (the package's and two more)
+    for row in swaps:
+        assert 0 <= float(row[-1]) < 1e-5, row   # a NaN (a failed configuration) fails here too
+    assert sum(row[1].startswith('combined') for row in (r.split(',') for r in rows[1:])) == 2, rows
