@@ -38,9 +38,10 @@ def _mm(a, b, FP32: tl.constexpr):
     "a @ b, to within about 1e-6 of fp32 when FP32 (three TF32 products; the fp32 tests compare to 1e-5), on the tensor cores' default otherwise; a product under 16 terms in float32, outer product by outer product."
     if a.shape[1] < 16:   # a tile side under 16, too short a product for the tensor cores: one outer product per column, in float32
         ks, c = tl.arange(0, a.shape[1]), tl.zeros([a.shape[0], b.shape[1]], tl.float32)
+        a, b = a.to(tl.float32), b.to(tl.float32)
         for kk in tl.static_range(a.shape[1]):
-            col = tl.sum(tl.where(ks[None, :] == kk, a.to(tl.float32), 0.0), 1)
-            row = tl.sum(tl.where(ks[:, None] == kk, b.to(tl.float32), 0.0), 0)
+            col = tl.sum(tl.where(ks[None, :] == kk, a, 0.0), 1)
+            row = tl.sum(tl.where(ks[:, None] == kk, b, 0.0), 0)
             c += col[:, None] * row[None, :]
         return c
     elif FP32:   # not "ieee": on a GPU that runs on scalar multiply-adds, slow to compile at large tiles
