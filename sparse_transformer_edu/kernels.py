@@ -278,11 +278,8 @@ def blocksparse_forward(q, k, v, passes, scale=None, out=None):
     B, H, N, D = q.shape
     out = _empty(q.shape, q.dtype, q.device) if out is None else out
     lse = _empty((B, H, N), torch.float32, q.device)
-    if len(passes) == 1: return forward_pass(q, k, v, passes[0], out, lse, scale=scale)
-    acc = _empty((B, H, N, D), torch.float32, q.device)   # the running result, in float32 until the last pass
-    for i, p in enumerate(passes):
-        dst = out if i == len(passes) - 1 else acc
-        forward_pass(q, k, v, p, dst, lse, o_prev=None if i == 0 else acc, scale=scale)
+    for i, p in enumerate(passes):   # each pass after the first merges its rows into `out`, in place
+        forward_pass(q, k, v, p, out, lse, o_prev=None if i == 0 else out, scale=scale)
     return out, lse
 
 # %% ../nbs/05_kernel_backward.ipynb #238e9bd2
