@@ -12,21 +12,15 @@ written to pass_tiles.csv as they are measured.
 
 Usage: python bench/pass_tiles.py OUTDIR [--cases strided:1:16:65536 strided:8:8:12288 fixed:1:16:16384 ...]
                                   [--tiles 64x64 128x64 ...] [--repeats 3] [--budget SECONDS] [--dry]"""
-import argparse, csv, os, time
+import argparse, csv, dataclasses, os, time
 import torch
+from launch_sweep import grads   # this script's folder is on the path when it runs
 
 TILES = ["64x64", "128x64", "64x128", "128x128", "64x32", "128x32"]
 CASES = ["strided:1:16:65536", "strided:8:8:12288", "fixed:1:16:65536", "fixed:8:8:12288", "fixed:1:16:16384"]
 
 
 def tile(s): return tuple(int(x) for x in s.split("x"))
-
-
-def grads(fn, q, k, v, do):
-    "Output and gradients of one call, in float32."
-    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-    out = fn(*leaves); out.backward(do)
-    return [out.detach().float()] + [t.grad.float() for t in leaves]
 
 
 def main(argv=None):
@@ -41,8 +35,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.dry: os.environ["TRITON_INTERPRET"] = "1"   # before the kernels are defined
     from sparse_transformer_edu.op import sparse_attention
-    from sparse_transformer_edu.plans import SparsePlan, sparse_plan, attention_plans, default_blocks, rel_err, _stack_pred, pattern_predicate
-    from sparse_transformer_edu.bench import PATTERNS, _bench, device_line
+    from sparse_transformer_edu.plans import sparse_plan, attention_plans, rel_err
+    from sparse_transformer_edu.bench import PATTERNS, _bench, _tile, device_line, reference_output, reference_grads
     os.makedirs(args.out, exist_ok=True)
     dev, dtype, D = ("cpu", torch.float32, 32) if args.dry else ("cuda", torch.bfloat16, 64)
     cases, tiles = (["strided:1:2:256"], ["32x32", "32x16"]) if args.dry else (args.cases, args.tiles)
@@ -59,34 +53,31 @@ def main(argv=None):
         pat, B, H, n = case.split(":"); B, H, n = int(B), int(H), int(n)
         kw = dict(PATTERNS[pat]); kind = kw.pop("kind")
         if args.dry: kw["stride"] = 16
-        pred = _stack_pred([pattern_predicate(kind, n=n, **kw)])
-        blocks = dict(zip(("fwd", "bwd"), default_blocks(kind, D)))
-        built = {}
+        default_plan = sparse_plan(kind, n, 1, device=dev, head_dim=D, **kw)
+        base = {"fwd": default_plan.fwd, "bwd": default_plan.bwd}
+        built = {(kn, (ps[0].BM, ps[0].BN)): ps for kn, ps in base.items()}   # one tile per kernel in the package's plan
         def passes(kernel, blk):
             if (kernel, blk) not in built:
                 s = time.time(); built[kernel, blk] = attention_plans(kind, n, 1, block=blk, device=dev, kernel=kernel, **kw)
-                print(f"[{time.time() - t0:5.0f}s] {case} {kernel} passes at {blk[0]}x{blk[1]} built in {time.time() - s:.1f} s", flush=True)
+                print(f"[{time.time() - t0:5.0f}s] {case} {kernel} passes at {_tile(blk)} built in {time.time() - s:.1f} s", flush=True)
             return built[kernel, blk]
-        base = {k: passes(k, blocks[k]) for k in ("fwd", "bwd")}
-        plan_of = lambda f, b: SparsePlan(n, 1, tuple(f), tuple(b), pred, f"{kind} per-pass tiles")
+        plan_of = lambda f, b: dataclasses.replace(default_plan, fwd=tuple(f), bwd=tuple(b), name=f"{kind} per-pass tiles")
         torch.manual_seed(0)
         q, k, v, do = (torch.randn(B, H, n, D, device=dev, dtype=dtype) for _ in range(4))
         run = lambda plan: (lambda q, k, v: sparse_attention(q, k, v, plan, backend="triton"))
-        default_plan = plan_of(base["fwd"], base["bwd"])
         want = grads(run(default_plan), q, k, v, do)
-        # the package's own plan at a short length against the float32 reference (the PyTorch backend)
+        # the package's own plan at a short length against the float32 reference
         small = min(n, args.check_n)
         xs = [torch.randn(1, H, small, D, device=dev, dtype=dtype) for _ in range(4)]
-        plan = sparse_plan(kind, small, H, device=dev, head_dim=D, **kw)
-        got = grads(lambda q, k, v: sparse_attention(q, k, v, plan, backend="triton"), *xs)
-        ref = grads(lambda q, k, v: sparse_attention(q.float(), k.float(), v.float(), plan, backend="torch"), *xs)
+        got = grads(run(sparse_plan(kind, small, 1, device=dev, head_dim=D, **kw)), *xs)
+        ref = [reference_output(*xs[:3], kind, heads=H, **kw)] + reference_grads(*xs, kind, heads=H, **kw)
         err = max(rel_err(a, w) for a, w in zip(got, ref))
         print(f"{case}: the package's plan at N={small} against float32: {err:.1e}", flush=True)
         if not err < 1e-2: raise SystemExit(f"{case}: the package's plan at N={small} is off the float32 reference by {err:.1e}")
         best = {}
         for kernel in ("fwd", "bwd"):
             for i in range(len(base[kernel])):
-                timed, own = [], "x".join(map(str, (base[kernel][i].BM, base[kernel][i].BN)))
+                timed, own = [], _tile((base[kernel][i].BM, base[kernel][i].BN))
                 for t in ([own] if own not in tiles else []) + tiles:
                     swap = list(base[kernel]); swap[i] = passes(kernel, tile(t))[i]
                     f, b = (swap, base["bwd"]) if kernel == "fwd" else (base["fwd"], swap)
@@ -97,15 +88,14 @@ def main(argv=None):
                     except Exception as e:
                         print(f"{case} {kernel} pass {i} {t}: fails, {type(e).__name__}: {str(e)[:150]}", flush=True)
                         err = ms = float("nan")
-                    is_default = tile(t) == (base[kernel][i].BM, base[kernel][i].BN)
+                    is_default = t == own
                     record(case=case, kernel=kernel, pass_index=i, tile=t, default=is_default, ms=ms, rel_err_vs_default=err)
                     print(f"[{time.time() - t0:5.0f}s] {case} {kernel} pass {i} {t}{' (default)' if is_default else ''}: "
                           f"{'fwd' if kernel == 'fwd' else 'fwd+bwd'} {ms:.3f} ms, err {err:.1e}", flush=True)
                     if ms == ms: timed.append((ms, t))
                 if timed: best[(kernel, i)] = min(timed)[1]
-        f = [passes("fwd", tile(best.get(("fwd", i), "x".join(map(str, blocks["fwd"])))))[i] for i in range(len(base["fwd"]))]
-        b = [passes("bwd", tile(best.get(("bwd", i), "x".join(map(str, blocks["bwd"])))))[i] for i in range(len(base["bwd"]))]
-        combined = plan_of(f, b)
+        pick = lambda kn: [passes(kn, tile(best[kn, i]))[i] if (kn, i) in best else p for i, p in enumerate(base[kn])]
+        combined = plan_of(pick("fwd"), pick("bwd"))
         err = max(rel_err(a, w) for a, w in zip(grads(run(combined), q, k, v, do), want))
         names = " ".join(f"{kn}{i}={best.get((kn, i), '-')}" for kn, i in sorted(best))
         if not err < 1e-2:   # each swap passed alone; their combination must too
