@@ -1,7 +1,8 @@
 """The host time of one eager forward+backward outside the kernel launches, measured anywhere (no GPU needed).
 
-Every Triton launch is replaced by a counter, so what is left is the Python and PyTorch work around the kernels: the
-op's checks, the plan lookup, the autograd function, the buffer allocations and the casts. On a GPU the same work runs
+Every Triton launch is replaced by a counter, and no call is recorded or replayed (chapter 04), so what is left is the
+Python and PyTorch work around the kernels on the long path: the op's checks, the plan lookup, the autograd function,
+the argument building, the buffer allocations and the casts. On a GPU the same work runs
 on the host, plus the launches themselves. fp16 inputs, B=1, H=16, D=64, the fixed (l=128, c=32) and strided (l=128)
 patterns at --n. The casts from float32 scratch buffers are real copies on the CPU (on a GPU they are asynchronous
 kernels), so the time is also given without them.
@@ -10,7 +11,7 @@ Two floors follow: a do-nothing autograd Function that only allocates the same o
 pays), and SDPA's eager fwd+bwd (with --device cuda: its host time and its synchronised time).
 
 On the CPU a third figure fakes a GPU's direct launch path: the tensors count as on a GPU and every compiled launcher
-records instead of running, so the op takes the path it takes on a GPU (relaunch, or arguments built and passed to the
+records instead of running, so the op takes the path it takes on a GPU (a replay, or arguments built and passed to the
 launcher) up to the launcher itself.
 
 With --profile (on a GPU), one cProfile of --iters real fwd+bwd calls per pattern is printed, by own time.
@@ -50,7 +51,7 @@ def fake_direct(kernels, op):
     class Stream:
         def get_current_stream(self, device): return 0
     patches = [(kernels, "interpreting", lambda: False), (kernels, "_on_gpu", lambda t: True), (kernels, "_compiled", Compiled()),
-               (kernels, "_bound", {}), (op, "interpreting", lambda: True), (torch.cuda, "current_device", lambda: 0),
+               (kernels, "_calls", {}), (op, "interpreting", lambda: True), (torch.cuda, "current_device", lambda: 0),
                (triton.runtime.driver, "_active", Stream())]
     saved = [(o, name, getattr(o, name)) for o, name, _ in patches]
     for o, name, value in patches: setattr(o, name, value)
@@ -83,8 +84,10 @@ def main(argv=None):
         kw = {k: v for k, v in PATTERNS[kind].items() if k != "kind"}
         plan = sparse_plan(kind, args.n, 1, device=args.device, **kw)
         step = fwd_bwd(lambda q, k, v: op.sparse_attention(q, k, v, plan, backend="triton"), *inputs())
-        kernels.launch = counted
+        kernels.launch, layout = counted, kernels.layout
+        kernels.layout = lambda *ts: None   # no call is recorded or replayed: every argument is built, every launch counted
         glue = timed(step, args.iters, cuda, reset=reset)
+        kernels.layout = layout
         line = (f"{kind}: {glue * 1e3:.3f} ms per fwd+bwd with launches stubbed, {(glue - casts[0] / args.iters) * 1e3:.3f} ms "
                 f"without the casts; {launches[0] / args.iters:.0f} launches")
         kernels.launch = real

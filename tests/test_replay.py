@@ -1,0 +1,123 @@
+"""A replayed call passes the launchers exactly the arguments its launches would build, for the forward and backward of
+each pattern: so the call's key holds everything the arguments depend on. Runs without a GPU: the direct-launch path is
+taken with a launcher that records its arguments instead of running a kernel (no kernel runs, so nothing here checks
+results; chapters 04 and 05 check those, on the GPU with second calls that are replays)."""
+import gc, pytest, torch, triton
+from types import SimpleNamespace
+from sparse_transformer_edu import kernels
+from sparse_transformer_edu.plans import sparse_plan, tile_plan_from_mask
+
+
+LEAD = {"_attn_fwd": 6, "_attn_bwd_dq": 8, "_attn_bwd_dkdv": 8}   # the call's tensors, first among each kernel's arguments
+
+
+class _Stream:
+    def get_current_stream(self, device): return 7
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    "Direct launches on the CPU, each recorded as (kernel name, grid, tensor addresses, other arguments) instead of run."
+    calls = []
+    class Compiled(dict):   # every specialization is 'compiled': its launcher records
+        def get(self, key):
+            name = key[0].fn.__name__
+            lead = LEAD[name]
+            return (lambda gx, gy, gz, stream, fn, meta, *rest: calls.append((name, gx, gy, rest[3:3 + lead], rest[3 + lead:])), 0, 0)
+    monkeypatch.setattr(kernels, "interpreting", lambda: False)
+    monkeypatch.setattr(kernels, "_compiled", Compiled())
+    monkeypatch.setattr(kernels, "_calls", {})
+    monkeypatch.setattr(kernels.torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(triton.runtime.driver, "_active", _Stream())
+    assert kernels.layout(torch.zeros(1)) is None   # no key for CPU tensors ...
+    monkeypatch.setattr(kernels, "_on_gpu", lambda t: True)   # ... unless they count as on a GPU
+    assert kernels.layout(torch.zeros(1)) is not None
+    return calls
+
+
+def _fwd_bwd(plan, q, k, v, do):
+    out, lse = kernels.blocksparse_forward(q, k, v, plan.fwd, 0.125)
+    kernels.blocksparse_backward(q, k, v, out, lse, do, plan.bwd, 0.125)
+
+
+def same(a, b, inputs):
+    "Two recorded launch sequences agree: kernels, grids and every argument after the call's tensors; of those tensors, the inputs (q, k, v, and dO in the backward), whose addresses stay from call to call, while each call allocates its outputs anew."
+    assert [(x[0], x[1], x[2], x[4]) for x in a] == [(x[0], x[1], x[2], x[4]) for x in b]
+    for x, y in zip(a, b):
+        fixed = 3 if x[0] == "_attn_fwd" else 4
+        assert x[3][:fixed] == y[3][:fixed] == tuple(t.data_ptr() for t in inputs[:fixed])
+
+
+@pytest.mark.parametrize("kind,kw", [("fixed", dict(stride=16, c=4, summary=[12, 8])), ("strided", dict(stride=16)),
+                                     ("dense", dict(stride=1)), ("twice", dict(stride=1))])
+def test_replay_matches_full_launch(recorded, kind, kw, monkeypatch):
+    torch.manual_seed(0)
+    plan = sparse_plan("dense" if kind == "twice" else kind, 64, 2, block=((16, 16), (16, 32)), **kw)
+    if kind == "twice":   # one pass object run three times: the first run writes, the others merge or add
+        plan = SimpleNamespace(fwd=plan.fwd * 3, bwd=plan.bwd * 3)
+    q, k, v, do = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
+    _fwd_bwd(plan, q, k, v, do)                                 # full launches, recorded
+    n = len(recorded)
+    assert n >= 2 and len(kernels._calls) == 2                  # one forward call and one backward call kept
+    q2, k2, v2, do2 = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
+    _fwd_bwd(plan, q2, k2, v2, do2)                             # both calls replayed
+    assert len(recorded) == 2 * n and len(kernels._calls) == 2
+    replayed = recorded[n:]
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "replay", lambda key, tensors: False)
+        _fwd_bwd(plan, q2, k2, v2, do2)                         # the same calls, every argument built again
+    same(replayed, recorded[2 * n:], (q2, k2, v2, do2))
+    # another layout (keys read through a transposed view): new full launches, never the kept arguments
+    kt = torch.randn(1, 64, 2, 32, dtype=torch.float16).transpose(1, 2)
+    _fwd_bwd(plan, q2, kt, v2, do2)
+    assert len(kernels._calls) == 4
+    before = len(recorded)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "replay", lambda key, tensors: False)
+        _fwd_bwd(plan, q2, kt, v2, do2)
+    same(recorded[before - n:before], recorded[before:], (q2, kt, v2, do2))
+    assert [x[4] for x in recorded[before:]] != [x[4] for x in replayed]   # the strides of k differ
+
+
+def test_new_launch_settings_are_not_replayed(recorded, monkeypatch):
+    "A change to LAUNCH makes the next call launch and record again, with the new settings."
+    plan = sparse_plan("dense", 64, 2, stride=1, block=((16, 16), (16, 32)))
+    q, k, v = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(3))
+    opts, compiled = [], kernels._compiled
+    class Logged:   # the compiled kernels, looked up by keys that end with (num_warps, num_stages, specialization)
+        def get(self, key): opts.append(key[-3:-1]); return compiled.get(key)
+    monkeypatch.setattr(kernels, "_compiled", Logged())
+    kernels.blocksparse_forward(q, k, v, plan.fwd, 0.125)
+    kernels.blocksparse_forward(q, k, v, plan.fwd, 0.125)
+    assert len(recorded) == 2 and len(opts) == 1 and len(kernels._calls) == 1   # the second call was a replay
+    saved = dict(kernels.LAUNCH)
+    try:
+        kernels.LAUNCH[("fwd", 16, 16, 32)] = dict(num_warps=2, num_stages=1)
+        kernels.blocksparse_forward(q, k, v, plan.fwd, 0.125)
+    finally:
+        kernels.LAUNCH.clear(); kernels.LAUNCH.update(saved)
+    assert len(recorded) == 3 and opts[-1] == (2, 1) and opts[0] != (2, 1) and len(kernels._calls) == 2
+
+
+def test_a_call_with_a_scatter_is_not_recorded(recorded):
+    "A backward whose key map is not injective adds through a scatter, outside any launch: it is never replayed."
+    plan = sparse_plan("fixed", 64, 2, stride=16, c=4, block=((16, 16), (16, 32)))
+    gathered = plan.fwd[0]
+    assert not gathered.kv_injective
+    q, k, v, do = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
+    _fwd_bwd(SimpleNamespace(fwd=plan.fwd, bwd=(gathered,)), q, k, v, do)
+    assert [key[0] for key in kernels._calls] == ["fwd"]
+
+
+def test_kept_calls_do_not_keep_plans(recorded):
+    "A kept call holds its passes weakly: once a pass is gone, its entry is never replayed, and its tables are freed."
+    p = tile_plan_from_mask(torch.ones(64, 64, dtype=torch.bool).tril(), (16, 16))
+    q, k, v = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(3))
+    kernels.blocksparse_forward(q, k, v, (p,), 0.125)
+    kernels.blocksparse_forward(q, k, v, (p,), 0.125)
+    assert len(recorded) == 2 and len(kernels._calls) == 1
+    (key, entry), = kernels._calls.items()
+    assert entry[0][0]() is p and kernels.replay(key, (q, k, v, q, q))
+    del p, entry; gc.collect()
+    assert kernels._calls[key][0][0]() is None and not kernels.replay(key, (q, k, v, q, q))
+    assert len(recorded) == 3
