@@ -144,3 +144,13 @@ def test_pass_tiles_dry_run(tmp_path):
     for row in swaps:
         assert 0 <= float(row[-1]) < 1e-5, row   # a NaN (a failed configuration) fails here too
     assert sum(row[1].startswith('combined') for row in (r.split(',') for r in rows[1:])) == 2, rows
+
+
+def test_persistent_grid_variant(tmp_path):
+    "bench/persistent_grid.py writes a package whose forward loops over its pairs, and that forward is exact through the interpreter."
+    r = subprocess.run([sys.executable, 'bench/persistent_grid.py', '2', '--dest', str(tmp_path), '--check'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    src = (tmp_path/'persist2'/'sparse_transformer_edu'/'kernels.py').read_text()
+    assert 'tl.num_programs(0)' in src and '_SMS[dev] * 2' in src
+    assert [l.split()[0] for l in r.stdout.splitlines() if l.split()[:1] in (['strided'], ['fixed'])] == ['strided', 'fixed']
