@@ -18,7 +18,7 @@ def capture_launches(kind, n, d=64):
     from sparse_transformer_edu.bench import PATTERNS
     from sparse_transformer_edu.plans import sparse_plan
     seen, real = {}, kernels.launch
-    kernels.launch = lambda kernel, grid, args, consts, opts, bind=None: seen.setdefault(
+    kernels.launch = lambda kernel, grid, args, consts, opts, lead=0: seen.setdefault(
         (kernel.fn.__name__, tuple(consts.items())), (kernel, args, consts, opts))
     try:
         kw = dict(PATTERNS[kind]); kw.pop("kind")

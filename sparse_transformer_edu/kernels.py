@@ -6,7 +6,7 @@
 __all__ = ['HEAD_DIMS', 'LAUNCH', 'DIRECT_LAUNCH', 'interpreting', 'Settings', 'traced_launches', 'launch_args', 'launch', 'layout', 'recording', 'replay', 'forward_pass', 'blocksparse_forward', 'backward_pass', 'blocksparse_backward']
 
 # %% ../nbs/04_kernel_forward.ipynb #0ab06039
-import contextlib, os, types, weakref
+import contextlib, itertools, os, threading, types, weakref
 import torch
 from .plans import TilePlan, LOG2E
 
@@ -137,18 +137,34 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
 # %% ../nbs/04_kernel_forward.ipynb #ac42e63f
 HEAD_DIMS = (32, 64, 128)
 
+_versions = itertools.count()
+
 class Settings(dict):
-    "A dict that counts its changes in `version`, so that calls recorded under older launch settings (below) are not replayed."
-    version = 0
+    "Launch settings: each value is read-only, and every change gives `version` a number never used before, so that calls recorded under older settings (below) are not replayed."
+    def __init__(self, *args, **kw):
+        self.version = next(_versions)
+        self.update(*args, **kw)
+    def __setitem__(self, key, value):
+        super().__setitem__(key, types.MappingProxyType(dict(value)))
+        self.version = next(_versions)
+    def update(self, *args, **kw):
+        for key, value in dict(*args, **kw).items(): self[key] = value
+        self.version = next(_versions)
+    def setdefault(self, key, default=None):
+        if key not in self: self[key] = default
+        return self[key]
+    def __ior__(self, other):
+        self.update(other)
+        return self
 
 def _counted(name):
     change = getattr(dict, name)
     def counted(self, *args, **kw):
-        self.version += 1
+        self.version = next(_versions)
         return change(self, *args, **kw)
     return counted
 
-for _name in ("__setitem__", "__delitem__", "__ior__", "clear", "pop", "popitem", "setdefault", "update"):
+for _name in ("__delitem__", "clear", "pop", "popitem"):
     setattr(Settings, _name, _counted(_name))
 
 # (kernel, BM, BN, D) -> dict(num_warps=..., num_stages=...): settings a sweep on an H200 found better than the rule below
@@ -228,7 +244,7 @@ def launch(kernel, grid, args, consts, opts, lead=0):
     "`kernel[grid](*args, **consts, **opts)`, straight to the compiled kernel's launcher for a specialization launched before; inside `recording`, the launch is also kept, its first `lead` arguments (tensors) as places among the call's tensors."
     if _traced[0] and wrap_triton is not None: return wrap_triton(kernel)[grid](*args, **consts, **opts)
     if not _direct():
-        if _recording: _recording[-1][0] = None   # a launch through Triton cannot be kept: the call is not replayable
+        if _recording.stack: _recording.stack[-1][0] = None   # a launch through Triton cannot be kept: the call is not replayable
         return _through_triton(kernel, grid, args, consts, opts)
     dev = torch.cuda.current_device()
     vals, spec = launch_args(args)
@@ -242,12 +258,16 @@ def launch(kernel, grid, args, consts, opts, lead=0):
         if len(_compiled) >= 4096: _compiled.clear()   # every new shape adds keys: keep the table bounded
         hit = _compiled[key] = (c.run, c.function, c.packed_metadata)
     else: _fire(*hit, grid, dev, (*vals, *consts.values()))
-    if _recording: _keep(hit, grid, args[:lead], (*vals[lead:], *consts.values()))
+    if _recording.stack: _keep(hit, grid, args[:lead], (*vals[lead:], *consts.values()))
 
 
 # %% ../nbs/04_kernel_forward.ipynb #7c5e2b90
 _calls = {}       # a call's key -> weak references to its passes, and its launches with every argument but the call's tensors
-_recording = []   # [launches, the call's tensors] of each call being recorded (launches None once one cannot be kept)
+class _Recordings(threading.local):
+    "The calls this thread is recording, innermost last: [launches, the call's tensors] (launches None once one cannot be kept)."
+    def __init__(self): self.stack = []
+
+_recording = _Recordings()
 
 def _on_gpu(t): return t.is_cuda
 
@@ -258,7 +278,7 @@ def layout(*tensors) -> tuple|None:
 
 def _keep(launcher, grid, lead, rest):
     "Add a launch to the call being recorded: its launcher, its grid, the places of its leading tensors among the call's, its other arguments."
-    rec = _recording[-1]
+    rec = _recording.stack[-1]
     slots = tuple(next((i for i, t in enumerate(rec[1]) if t is a), -1) for a in lead)
     if rec[0] is None or -1 in slots: rec[0] = None   # a tensor the call was not given (a scratch buffer): not replayable
     else: rec[0].append((*launcher, grid, slots, rest))
@@ -266,12 +286,12 @@ def _keep(launcher, grid, lead, rest):
 @contextlib.contextmanager
 def recording(key, passes, tensors):
     "Run a call's launches; with a `key` (not None), keep them for `replay(key, ...)` if every launch could be kept."
-    if key is None:
-        yield
-        return
-    _recording.append([[], tensors])
+    if key is None or len({id(t) for t in tensors}) < len(tensors):   # one tensor in two places (q is k, say): its place
+        yield                                                          # in a launch is ambiguous, so nothing is kept; a
+        return                                                         # record of distinct tensors replays right for it
+    _recording.stack.append([[], tensors])
     try: yield
-    finally: launches, _ = _recording.pop()
+    finally: launches, _ = _recording.stack.pop()
     if launches:   # reached only when the call raised nothing; a call that launched nothing here is not kept either
         if len(_calls) >= 1024: _calls.clear()   # every new shape adds keys: keep the table bounded
         _calls[key] = ([weakref.ref(p) for p in passes], launches)
@@ -307,6 +327,7 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
 # %% ../nbs/04_kernel_forward.ipynb #cd1edd84
 def blocksparse_forward(q, k, v, passes, scale=None, out=None):
     "Forward over any number of passes (TilePlans): returns (out, lse)."
+    passes = tuple(passes)
     q, k, v = _row_major(q), _row_major(k), _row_major(v)
     B, H, N, D = q.shape
     out = _empty(q.shape, q.dtype, q.device) if out is None else out
@@ -496,6 +517,7 @@ def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first
 # %% ../nbs/05_kernel_backward.ipynb #d206cc2f
 def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
     "Gradients (dq, dk, dv) of the forward over `passes` (TilePlans), in the inputs' dtypes."
+    passes = tuple(passes)
     q, k, v, do = _row_major(q), _row_major(k), _row_major(v), _row_major(do)
     B, H, N, D = q.shape
     delta = _empty((B, H, N), torch.float32, q.device)   # written by the first dQ pass, which therefore runs first

@@ -36,8 +36,26 @@ def recorded(monkeypatch):
 
 
 def _fwd_bwd(plan, q, k, v, do):
+    "One forward and backward through the kernels' wrappers; returns what they return: (out, lse, dq, dk, dv)."
     out, lse = kernels.blocksparse_forward(q, k, v, plan.fwd, 0.125)
-    kernels.blocksparse_backward(q, k, v, out, lse, do, plan.bwd, 0.125)
+    return (out, lse, *kernels.blocksparse_backward(q, k, v, out, lse, do, plan.bwd, 0.125))
+
+
+def places(name, ins, outs):
+    "The addresses a launch of kernel `name` must get for its leading tensors (None: the backward's delta, which no call returns)."
+    (q, k, v, do), (out, lse, dq, dk, dv) = ins, outs
+    if name == "_attn_fwd": ts = (q, k, v, out, lse, out)
+    elif name == "_attn_bwd_dq": ts = (q, k, v, do, lse, None, dq, out)
+    else: ts = (q, k, v, do, lse, None, dk, dv)
+    return tuple(None if t is None else t.data_ptr() for t in ts)
+
+
+def check_places(launches, ins, outs):
+    "Every launch of one forward and backward got this call's inputs and outputs, and the backward one delta throughout."
+    assert launches
+    for name, _, _, got, _ in launches:
+        assert all(want is None or want == g for want, g in zip(places(name, ins, outs), got)), name
+    assert len({got[5] for name, _, _, got, _ in launches if name != "_attn_fwd"}) == 1
 
 
 def same(a, b, inputs):
@@ -60,9 +78,10 @@ def test_replay_matches_full_launch(recorded, kind, kw, monkeypatch):
     n = len(recorded)
     assert n >= 2 and len(kernels._calls) == 2                  # one forward call and one backward call kept
     q2, k2, v2, do2 = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
-    _fwd_bwd(plan, q2, k2, v2, do2)                             # both calls replayed
+    outs = _fwd_bwd(plan, q2, k2, v2, do2)                      # both calls replayed
     assert len(recorded) == 2 * n and len(kernels._calls) == 2
     replayed = recorded[n:]
+    check_places(replayed, (q2, k2, v2, do2), outs)             # this call's own outputs, never the recorded call's
     with monkeypatch.context() as m:
         m.setattr(kernels, "replay", lambda key, tensors: False)
         _fwd_bwd(plan, q2, k2, v2, do2)                         # the same calls, every argument built again
@@ -121,3 +140,32 @@ def test_kept_calls_do_not_keep_plans(recorded):
     del p, entry; gc.collect()
     assert kernels._calls[key][0][0]() is None and not kernels.replay(key, (q, k, v, q, q))
     assert len(recorded) == 3
+
+
+def test_one_tensor_in_two_places(recorded):
+    "A call given q as k and v is not recorded (a launch's places would be ambiguous); a record of distinct tensors replays right for it."
+    plan = sparse_plan("strided", 64, 2, stride=16, block=((16, 16), (16, 32)))
+    x, do = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(2))
+    outs = _fwd_bwd(plan, x, x, x, do)
+    n = len(recorded)
+    assert len(kernels._calls) == 0
+    check_places(recorded, (x, x, x, do), outs)
+    q, k, v = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(3))
+    outs = _fwd_bwd(plan, q, k, v, do)                          # distinct tensors: recorded
+    assert len(kernels._calls) == 2
+    check_places(recorded[n:], (q, k, v, do), outs)
+    outs = _fwd_bwd(plan, x, x, x, do)                          # replayed, place by place
+    assert len(kernels._calls) == 2 and len(recorded) == 3 * n
+    check_places(recorded[2 * n:], (x, x, x, do), outs)
+
+
+def test_passes_as_an_iterator(recorded):
+    "The passes may come as any iterable, also one that can be read once."
+    plan = sparse_plan("strided", 64, 2, stride=16, block=((16, 16), (16, 32)))
+    q, k, v, do = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
+    for _ in range(2):   # recorded, then replayed
+        before = len(recorded)
+        out, lse = kernels.blocksparse_forward(q, k, v, iter(plan.fwd), 0.125)
+        dq, dk, dv = kernels.blocksparse_backward(q, k, v, out, lse, do, (p for p in plan.bwd), 0.125)
+        assert len(recorded) - before == len(plan.fwd) + 2 * len(plan.bwd)
+        check_places(recorded[before:], (q, k, v, do), (out, lse, dq, dk, dv))
