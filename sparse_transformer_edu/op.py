@@ -11,7 +11,7 @@ import inspect
 import torch
 from torch import Tensor
 from .patterns import token_mask
-from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, unflatten_passes
+from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, plan_passes
 from .plans import attention_reference
 from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
@@ -45,12 +45,12 @@ def blocksparse_attention(
 
 # %% ../nbs/05_kernel_backward.ipynb #fcb301b7
 def _forward_impl(q:Tensor, k:Tensor, v:Tensor, tables:list[Tensor], ints:list[int], scale:float) -> tuple[Tensor, Tensor]:
-    fwd, _ = unflatten_passes(tables, ints)
+    fwd, _ = plan_passes(tables, ints)
     return blocksparse_forward(q, k, v, fwd, scale)
 
 def _backward_impl(q:Tensor, k:Tensor, v:Tensor, out:Tensor, lse:Tensor, do:Tensor, tables:list[Tensor], ints:list[int],
                    scale:float) -> tuple[Tensor, Tensor, Tensor]:
-    _, bwd = unflatten_passes(tables, ints)
+    _, bwd = plan_passes(tables, ints)
     return blocksparse_backward(q, k, v, out, lse, do, bwd, scale)
 
 def _forward_fake(q, k, v, tables, ints, scale): return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)

@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -374,6 +374,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     return tuple(_fixed_passes(n, stride, c, parts[0], sums, block, dev, kernel))
 
 # %% ../nbs/05_kernel_backward.ipynb #458e6971
+import weakref
 from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
 _PASS_INTS = 8   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role
@@ -421,6 +422,8 @@ def device_key(device) -> torch.device:
     return d
 
 # %% ../nbs/05_kernel_backward.ipynb #882a2f2c
+_LIVE = weakref.WeakValueDictionary()   # address of a living plan's first table -> that plan
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class SparsePlan:
     "Every forward and backward pass of one attention pattern on one device: build once, pass to `sparse_attention`."
@@ -438,6 +441,7 @@ class SparsePlan:
             if not all(any(p.role & r for p in self.bwd) for r in (1, 2)): raise ValueError("the backward passes must compute dq and dk, dv")
         tables, ints = flatten_passes(self.fwd, self.bwd)
         for k, v in dict(tables=tables, ints=ints, copies={}).items(): object.__setattr__(self, k, v)
+        if not torch.compiler.is_compiling(): _LIVE[tables[0].data_ptr()] = self   # (a plan built while tracing has no memory yet)
 
     @property
     def device(self): return self.tables[0].device
@@ -450,6 +454,19 @@ class SparsePlan:
             fwd, bwd = unflatten_passes(tuple(t.to(dev) for t in self.tables), self.ints)
             self.copies[dev] = SparsePlan(self.n, self.heads, fwd, bwd, self.mask_fn, self.name, check=False)
         return self.copies[dev]
+
+def _same(a, b):
+    "Whether tensor b is a, or a view of exactly a's memory."
+    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+                      and a.dtype == b.dtype and a.device == b.device)
+
+def plan_passes(tables, ints) -> tuple:
+    "(forward, backward) passes of flattened tables: a living plan's own TilePlans when these are its tables (the same tensors, or views of exactly their memory, as torch.compile's backward gets them), so that its calls replay (chapter 04); else passes rebuilt by `unflatten_passes`."
+    plan = _LIVE.get(tables[0].data_ptr())
+    if plan is not None and tuple(plan.ints) == tuple(ints) and len(plan.tables) == len(tables) and all(map(_same, plan.tables, tables)):
+        return plan.fwd, plan.bwd
+    return unflatten_passes(tables, ints)
+
 
 # %% ../nbs/05_kernel_backward.ipynb #33af018a
 def plan_mask(plan:SparsePlan, device=None) -> torch.Tensor:

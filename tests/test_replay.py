@@ -169,3 +169,16 @@ def test_passes_as_an_iterator(recorded):
         dq, dk, dv = kernels.blocksparse_backward(q, k, v, out, lse, do, (p for p in plan.bwd), 0.125)
         assert len(recorded) - before == len(plan.fwd) + 2 * len(plan.bwd)
         check_places(recorded[before:], (q, k, v, do), (out, lse, dq, dk, dv))
+
+
+def test_the_compiled_ops_implementations_replay(recorded):
+    "The op's implementations, as torch.compile's graph calls them with a living plan's tables, replay that plan's calls."
+    from sparse_transformer_edu import op
+    plan = sparse_plan("strided", 64, 2, stride=16, block=((16, 16), (16, 32)))
+    q, k, v, do = (torch.randn(1, 2, 64, 32, dtype=torch.float16) for _ in range(4))
+    for i in range(3):
+        before = len(recorded)
+        out, lse = op._forward_impl(q, k, v, list(plan.tables), list(plan.ints), 0.125)
+        dq, dk, dv = op._backward_impl(q, k, v, out, lse, do, list(plan.tables), list(plan.ints), 0.125)
+        assert len(kernels._calls) == 2   # recorded by the first call, replayed by the others
+        check_places(recorded[before:], (q, k, v, do), (out, lse, dq, dk, dv))
