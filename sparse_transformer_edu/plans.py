@@ -424,6 +424,8 @@ def device_key(device) -> torch.device:
 # %% ../nbs/05_kernel_backward.ipynb #882a2f2c
 _LIVE = weakref.WeakValueDictionary()   # address of a living plan's first table -> that plan
 
+def _plain(t): return type(t) is torch.Tensor   # not a fake or functional tensor of a trace, which has no address
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class SparsePlan:
     "Every forward and backward pass of one attention pattern on one device: build once, pass to `sparse_attention`."
@@ -441,7 +443,7 @@ class SparsePlan:
             if not all(any(p.role & r for p in self.bwd) for r in (1, 2)): raise ValueError("the backward passes must compute dq and dk, dv")
         tables, ints = flatten_passes(self.fwd, self.bwd)
         for k, v in dict(tables=tables, ints=ints, copies={}).items(): object.__setattr__(self, k, v)
-        if not torch.compiler.is_compiling(): _LIVE[tables[0].data_ptr()] = self   # (a plan built while tracing has no memory yet)
+        if _plain(tables[0]) and not torch.compiler.is_compiling(): _LIVE[tables[0].data_ptr()] = self   # a traced plan has no memory
 
     @property
     def device(self): return self.tables[0].device
@@ -457,12 +459,12 @@ class SparsePlan:
 
 def _same(a, b):
     "Whether tensor b is a, or a view of exactly a's memory."
-    return a is b or (a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
+    return a is b or (_plain(b) and a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
                       and a.dtype == b.dtype and a.device == b.device)
 
 def plan_passes(tables, ints) -> tuple:
-    "(forward, backward) passes of flattened tables: a living plan's own TilePlans when these are its tables (the same tensors, or views of exactly their memory, as torch.compile's backward gets them), so that its calls replay (chapter 04); else passes rebuilt by `unflatten_passes`."
-    plan = _LIVE.get(tables[0].data_ptr())
+    "(forward, backward) passes of flattened tables: a living plan's own TilePlans when these are its tables (the same tensors, or views of exactly their memory, as torch.compile's backward gets them), so that its calls replay (chapter 04); else (other tables, or a trace's tensors) passes rebuilt by `unflatten_passes`."
+    plan = _LIVE.get(tables[0].data_ptr()) if _plain(tables[0]) else None
     if plan is not None and tuple(plan.ints) == tuple(ints) and len(plan.tables) == len(tables) and all(map(_same, plan.tables, tables)):
         return plan.fwd, plan.bwd
     return unflatten_passes(tables, ints)

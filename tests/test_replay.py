@@ -182,3 +182,18 @@ def test_the_compiled_ops_implementations_replay(recorded):
         dq, dk, dv = op._backward_impl(q, k, v, out, lse, do, list(plan.tables), list(plan.ints), 0.125)
         assert len(kernels._calls) == 2   # recorded by the first call, replayed by the others
         check_places(recorded[before:], (q, k, v, do), (out, lse, dq, dk, dv))
+
+
+@pytest.mark.parametrize("registration", ["custom_op", "triton_op"])
+def test_both_registrations_trace(monkeypatch, registration):
+    "torch.compile traces each registration of the op (triton_op runs the implementation on a trace's tensors, which have no address), forward and backward; the kernels are stand-ins."
+    from sparse_transformer_edu import op
+    if registration not in op.OPS: pytest.skip(f"torch {torch.__version__} has no torch.library.{registration}")
+    monkeypatch.setattr(op, "blocksparse_forward", lambda q, k, v, fwd, scale: (q * 1, q.new_zeros(q.shape[:3], dtype=torch.float32)))
+    monkeypatch.setattr(op, "blocksparse_backward", lambda q, k, v, out, lse, do, bwd, scale: (q * 1, k * 1, v * 1))
+    plan = sparse_plan("strided", 64, 2, stride=16, block=16)
+    q, k, v = (torch.randn(1, 2, 64, 32, requires_grad=True) for _ in range(3))
+    def f(q, k, v): return op.OPS[registration](q, k, v, list(plan.tables), list(plan.ints), 0.125)[0]
+    torch._dynamo.reset()
+    torch.compile(f, backend="aot_eager", fullgraph=True)(q, k, v).sum().backward()
+    assert all(t.grad is not None and torch.equal(t.grad, t.detach()) for t in (q, k, v))   # what the stand-in backward returns
