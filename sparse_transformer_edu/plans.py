@@ -465,7 +465,7 @@ def _same(a, b):
 def plan_passes(tables, ints) -> tuple:
     "(forward, backward) passes of flattened tables: a living plan's own TilePlans when these are its tables (the same tensors, or views of exactly their memory, as torch.compile's backward gets them), so that its calls replay (chapter 04); else (other tables, or a trace's tensors) passes rebuilt by `unflatten_passes`."
     plan = _LIVE.get(tables[0].data_ptr()) if _plain(tables[0]) else None
-    if plan is not None and tuple(plan.ints) == tuple(ints) and len(plan.tables) == len(tables) and all(map(_same, plan.tables, tables)):
+    if plan is not None and plan.ints == tuple(ints) and len(plan.tables) == len(tables) and all(map(_same, plan.tables, tables)):
         return plan.fwd, plan.bwd
     return unflatten_passes(tables, ints)
 
