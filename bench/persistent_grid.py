@@ -31,7 +31,7 @@ def _programs(dev, tiles):
 
 """
 ARGS = "_map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)"
-LAUNCH = "launch(_attn_fwd, (plan.TQ, B * H), args, consts, _launch_cfg(plan, D), lead=6)"
+LAUNCH = "launch(_attn_fwd, (plan.TQ, B * H), args, consts, _launch_cfg(plan, D), lead=5)"
 CELL = "# %% ../nbs/04_kernel_forward.ipynb #ac42e63f"
 
 

@@ -60,22 +60,31 @@ def _lut_row(ORDER, OFF, SPLIT, h, off_h, split_h):
     return t, start, split, end
 
 @_jit
-def _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D: tl.constexpr, BN: tl.constexpr,
+def _tile_of(TAB, e, start, first, RUNS: tl.constexpr):
+    "The tile entry `e` names: counted from `first`, the row's first tile, when the row's full tiles run in order (`RUNS`); else read from the table."
+    if RUNS:
+        t = first + (e - start)
+    else:
+        t = tl.load(TAB + e)
+    return t
+
+@_jit
+def _kv_tiles(K, V, KVMAP, col, k_base, v_base, kvmap_base, skn, svn, D: tl.constexpr, BN: tl.constexpr,
               HAS_KVMAP: tl.constexpr):
-    "The key and value tiles of table entry `e`."
+    "The key and value tiles of key tile `col`."
     offs_d = tl.arange(0, D)
-    kvrows = _rows(KVMAP, kvmap_base, tl.load(LUT_COL + e) * BN + tl.arange(0, BN), HAS_KVMAP)
+    kvrows = _rows(KVMAP, kvmap_base, col * BN + tl.arange(0, BN), HAS_KVMAP)
     k_tile = tl.load(K + k_base + kvrows[:, None] * skn + offs_d[None, :])
     v_tile = tl.load(V + v_base + kvrows[:, None] * svn + offs_d[None, :])
     return k_tile, v_tile
 
 # %% ../nbs/04_kernel_forward.ipynb #899dad34
 @_jit
-def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
+def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, col, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
               skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
               HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
-    "Fold key tile `LUT_COL[e]` into the running (m_i, l_i, acc) of one query tile."
-    k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
+    "Fold key tile `col`, table entry `e`, into the running (m_i, l_i, acc) of one query tile."
+    k_tile, v_tile = _kv_tiles(K, V, KVMAP, col, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
     s = _mm(q_tile, tl.trans(k_tile), FP32)   # unscaled: the scale (> 0) is applied once, fused with the shift below
     if MASKED:   # partly covered tile: apply its token mask
         mid = tl.load(LUT_MASK + e)
@@ -91,11 +100,11 @@ def _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k
 
 # %% ../nbs/04_kernel_forward.ipynb #96123cf4
 @_jit
-def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, LUT_MASK, MASKS, ORDER,
-              sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son, slb, slh, sob2, soh2, son2,
+def _attn_fwd(Q, K, V, O, LSE, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, LUT_MASK, MASKS, ORDER,
+              sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sob, soh, son, slb, slh,
               qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale,
               D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
-              HAS_KVMAP: tl.constexpr, MERGE: tl.constexpr, FP32: tl.constexpr):
+              HAS_KVMAP: tl.constexpr, RUNS: tl.constexpr, MERGE: tl.constexpr, FP32: tl.constexpr):
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
@@ -110,18 +119,19 @@ def _attn_fwd(Q, K, V, O, LSE, OPREV, QMAP, KVMAP, LUT_OFF, LUT_SPLIT, LUT_COL, 
     acc = tl.zeros([BM, D], tl.float32)
     k_base = b * skb + h * skh
     v_base = b * svb + h * svh
+    first = tl.load(LUT_COL + start, mask=start < split, other=0)
     for e in range(start, split):    # fully allowed tiles: no mask arithmetic
-        m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
-                                  h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, FP32)
+        m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, _tile_of(LUT_COL, e, start, first, RUNS), LUT_MASK,
+                                  MASKS, e, k_base, v_base, h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, FP32)
     for e in range(split, end):      # partly covered tiles
-        m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
+        m_i, l_i, acc = _fwd_tile(q_tile, m_i, l_i, acc, K, V, KVMAP, tl.load(LUT_COL + e), LUT_MASK, MASKS, e, k_base, v_base,
                                   h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, FP32)
     has = l_i > 0
     l_safe = tl.where(has, l_i, 1.0)
     o = acc / l_safe[:, None]
     lse_row = tl.where(has, (m_i + tl.log2(l_safe)) * 0.6931471805599453, float("-inf"))
-    if MERGE:   # fold in an earlier pass over the same rows, exactly, by log-sum-exp
-        o_prev = tl.load(OPREV + b * sob2 + h * soh2 + qrows[:, None] * son2 + offs_d[None, :], mask=row_ok[:, None], other=0.0)
+    if MERGE:   # fold in an earlier pass over the same rows, exactly, by log-sum-exp: its output and log-sum-exp, in place
+        o_prev = tl.load(O + b * sob + h * soh + qrows[:, None] * son + offs_d[None, :], mask=row_ok[:, None], other=0.0)
         lse_prev = tl.load(LSE + b * slb + h * slh + qrows, mask=row_ok, other=float("-inf"))
         mx = tl.maximum(lse_prev, lse_row)
         mx_use = tl.where(mx == float("-inf"), 0.0, mx)
@@ -311,17 +321,16 @@ def _maps(plan): return tuple(m if m is not None else plan.lut_off for m in (pla
 def _strides(*ts): return tuple(s for t in ts for s in t.stride()[:3 if t.dim() == 4 else 2])
 def _tiles(plan, D): return dict(D=D, BM=plan.BM, BN=plan.BN, HAS_QMAP=plan.qmap is not None, HAS_KVMAP=plan.kvmap is not None)
 
-def forward_pass(q, k, v, plan:TilePlan, out, lse, o_prev=None, scale=None):
-    "Run one pass of the forward kernel: writes `out` and `lse` ([B, H, N] float32) at the rows the plan covers."
+def forward_pass(q, k, v, plan:TilePlan, out, lse, merge=False, scale=None):
+    "Run one pass of the forward kernel: writes `out` and `lse` ([B, H, N] float32) at the rows the plan covers; with `merge`, folds them into what an earlier pass wrote there."
     if not HAS_TRITON: raise RuntimeError("backend='triton' needs the triton package, which is not installed here; use backend='torch'")
     q, k, v = _row_major(q), _row_major(k), _row_major(v)
-    op = o_prev if o_prev is not None else out
     B, H, N, D = q.shape
-    args = (q, k, v, out, lse, op, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
-            plan.order, *_strides(q, k, v, out, lse, op), _map_stride(plan.qmap), _map_stride(plan.kvmap),
+    args = (q, k, v, out, lse, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
+            plan.order, *_strides(q, k, v, out, lse), _map_stride(plan.qmap), _map_stride(plan.kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
-    consts = dict(**_tiles(plan, D), MERGE=o_prev is not None, FP32=q.dtype == torch.float32)
-    launch(_attn_fwd, (plan.TQ, B * H), args, consts, _launch_cfg(plan, D), lead=6)
+    consts = dict(**_tiles(plan, D), RUNS=plan.runs, MERGE=merge, FP32=q.dtype == torch.float32)
+    launch(_attn_fwd, (plan.TQ, B * H), args, consts, _launch_cfg(plan, D), lead=5)
     return out, lse
 
 # %% ../nbs/04_kernel_forward.ipynb #cd1edd84
@@ -337,7 +346,7 @@ def blocksparse_forward(q, k, v, passes, scale=None, out=None):
     if replay(key, call): return out, lse   # seen before: only the tensors' addresses are new
     with recording(key, passes, call):
         for i, p in enumerate(passes):   # each pass after the first merges its rows into `out`, in place
-            forward_pass(q, k, v, p, out, lse, o_prev=None if i == 0 else out, scale=scale)
+            forward_pass(q, k, v, p, out, lse, merge=i > 0, scale=scale)
     return out, lse
 
 # %% ../nbs/05_kernel_backward.ipynb #238e9bd2
@@ -364,11 +373,10 @@ def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, 
 
 # %% ../nbs/05_kernel_backward.ipynb #3e5d7417
 @_jit
-def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base, l_base,
+def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, tq, T_MASK, MASKS, e, q_base, do_base, l_base,
                qmap_base, sqn, sdn, NQ, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
                HAS_QMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
-    "Add one query tile's contribution to dk and dv of a key tile."
-    tq = tl.load(T_ROW + e)
+    "Add query tile `tq`'s contribution, table entry `e`, to dk and dv of a key tile."
     offs_m = tq * BM + tl.arange(0, BM)
     row_ok = offs_m < NQ
     qrows = _rows(QMAP, qmap_base, offs_m, HAS_QMAP)
@@ -403,10 +411,10 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
     dv = tl.zeros([BN, D], tl.float32)
     q_base, do_base, l_base = b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh
     for e in range(start, split):
-        dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base,
+        dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, tl.load(T_ROW + e), T_MASK, MASKS, e, q_base, do_base,
                             l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, False, FP32)
     for e in range(split, end):
-        dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, T_ROW, T_MASK, MASKS, e, q_base, do_base,
+        dk, dv = _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, tl.load(T_ROW + e), T_MASK, MASKS, e, q_base, do_base,
                             l_base, h * qmap_h, sqn, sdn, NQ, qk_scale, D, BM, BN, HAS_QMAP, True, FP32)
     dk = dk * sm_scale
     if MAPPED_STORE:   # straight to the tensor's rows (the map sends no two keys to one row)
@@ -425,11 +433,11 @@ def _attn_bwd_dkdv(Q, K, V, DO, LSE, DELTA, DK, DV, QMAP, KVMAP, T_OFF, T_SPLIT,
 
 # %% ../nbs/05_kernel_backward.ipynb #facd9f00
 @_jit
-def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
+def _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, col, LUT_MASK, MASKS, e, k_base, v_base, kvmap_base,
              skn, svn, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
              HAS_KVMAP: tl.constexpr, MASKED: tl.constexpr, FP32: tl.constexpr):
-    "Add one key tile's contribution to dq of a query tile."
-    k_tile, v_tile = _kv_tiles(K, V, KVMAP, LUT_COL, e, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
+    "Add key tile `col`'s contribution, table entry `e`, to dq of a query tile."
+    k_tile, v_tile = _kv_tiles(K, V, KVMAP, col, k_base, v_base, kvmap_base, skn, svn, D, BN, HAS_KVMAP)
     mid = 0
     if MASKED:
         mid = tl.load(LUT_MASK + e)
@@ -463,10 +471,10 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
     dq = tl.zeros([BM, D], tl.float32)
     k_base, v_base = b * skb + h * skh, b * svb + h * svh
     for e in range(start, split):
-        dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
+        dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, tl.load(LUT_COL + e), LUT_MASK, MASKS, e, k_base, v_base,
                       h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, False, FP32)
     for e in range(split, end):
-        dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, LUT_COL, LUT_MASK, MASKS, e, k_base, v_base,
+        dq = _dq_tile(dq, q_tile, do_tile, lse2, delta, K, V, KVMAP, tl.load(LUT_COL + e), LUT_MASK, MASKS, e, k_base, v_base,
                       h * kvmap_h, skn, svn, qk_scale, D, BM, BN, HAS_KVMAP, True, FP32)
     dq = dq * sm_scale
     dq_ptrs = DQ + b * sqb2 + h * sqh2 + qrows[:, None] * sqn2 + offs_d[None, :]

@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -53,6 +53,7 @@ class TilePlan:
     kvmap: torch.Tensor|None = None  # [1 or H, TK*BN] int32: tensor row of each virtual key row
     kv_injective: bool = True        # no two virtual keys map to the same tensor row
     role: int = 3                    # what the backward computes from this pass: 1 dq, 2 dk and dv, 3 all three
+    runs: bool = False               # in every row the fully allowed entries name consecutive key tiles, in order
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -77,6 +78,15 @@ def _csr(key_major, key_minor, n_major, HL, h, extra):
     split = off[:, :-1] + full.view(HL, n_major)
     tile_order = torch.argsort(-counts.view(HL, n_major).sum(0), stable=True)
     return off.int(), split.int(), key_minor[order].int(), extra[order].int(), tile_order.int()
+
+def full_runs(off, split, col) -> bool:
+    "Whether in every row of a table the fully allowed entries name consecutive tiles in increasing order."
+    first, n = off[:, :-1].flatten().long(), (split - off[:, :-1]).flatten().long()
+    total = int(n.sum())
+    if total == 0: return True
+    row_first = first.repeat_interleave(n)                            # each full entry's first entry in its row
+    e = row_first + torch.arange(total, device=col.device) - (n.cumsum(0) - n).repeat_interleave(n)
+    return bool((col[e].long() - col[row_first].long() == e - row_first).all())
 
 def pad_map(rows, length):
     "A [1, length] int32 row map: `rows`, then row 0 for the padding."
@@ -121,7 +131,7 @@ def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=No
     lut_off, lut_split, lut_col, lut_mask, order = _csr(tq, tk, TQ, heads, h, mid)
     t_off, t_split, t_row, t_mask, t_order = _csr(tk, tq, TK, heads, h, mid)
     return TilePlan(BM, BN, NQ, NK, lut_off, lut_split, lut_col, lut_mask, order, t_off, t_split, t_row, t_mask, t_order,
-                    masks, qmap, kvmap, kv_injective)
+                    masks, qmap, kvmap, kv_injective, runs=full_runs(lut_off, lut_split, lut_col))
 
 # %% ../nbs/03_reference.ipynb #058bf116
 def mask_predicate(mask):
@@ -377,7 +387,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
 import weakref
 from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
-_PASS_INTS = 8   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role
+_PASS_INTS = 9   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs
 
 # %% ../nbs/05_kernel_backward.ipynb #49269b18
 def flatten_passes(fwd, bwd) -> tuple:
@@ -385,7 +395,7 @@ def flatten_passes(fwd, bwd) -> tuple:
     tabs, ints = [], [len(fwd), len(bwd)]
     for p in (*fwd, *bwd):
         tabs += [getattr(p, f) for f in _PASS_TABLES] + [p.lut_off if m is None else m for m in (p.qmap, p.kvmap)]
-        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role]
+        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs)]
     return tuple(tabs), tuple(ints)
 
 def unflatten_passes(tabs, ints) -> tuple:
@@ -393,7 +403,7 @@ def unflatten_passes(tabs, ints) -> tuple:
     T, passes = len(_PASS_TABLES) + 2, []
     for i in range(ints[0] + ints[1]):
         t, m = tabs[i * T:(i + 1) * T], ints[2 + i * _PASS_INTS: 2 + (i + 1) * _PASS_INTS]
-        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7]))
+        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8])))
     return tuple(passes[:ints[0]]), tuple(passes[ints[0]:])
 
 # %% ../nbs/05_kernel_backward.ipynb #ba493822
@@ -410,6 +420,7 @@ def check_passes(passes, n:int, heads:int):
             if ((split < off[:, :-1]) | (split > off[:, 1:])).any(): raise bad("a split lies outside its row")
             if p.nnz and (col.min() < 0 or col.max() >= ncol): raise bad("an entry names a tile outside the grid")
             if p.nnz and (msk.min() < -1 or msk.max() >= p.masks.shape[0]): raise bad("an entry names a missing tile mask")
+        if p.runs and not full_runs(p.lut_off, p.lut_split, p.lut_col): raise bad("runs=True, but its rows' full tiles are not consecutive")
         for m, rows, lim in ((p.qmap, p.TQ * p.BM, n), (p.kvmap, p.TK * p.BN, n)):
             if m is not None and (m.shape[0] not in (1, heads) or m.shape[1] != rows or m.min() < 0 or m.max() >= lim):
                 raise bad(f"a row map of shape {tuple(m.shape)} does not fit {rows} virtual rows of a tensor of {lim}")

@@ -154,3 +154,11 @@ def test_persistent_grid_variant(tmp_path):
     src = (tmp_path/'persist2'/'sparse_transformer_edu'/'kernels.py').read_text()
     assert 'tl.num_programs(0)' in src and '_SMS[dev] * 2' in src
     assert [l.split()[0] for l in r.stdout.splitlines() if l.split()[:1] in (['strided'], ['fixed'])] == ['strided', 'fixed']
+
+
+def test_ws_loop_check():
+    "bench/ws_loop.py --check: the stand-alone descriptor-loop kernels agree with float64 through the interpreter, table or count."
+    r = subprocess.run([sys.executable, 'bench/ws_loop.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    errs = [float(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('check ')]
+    assert len(errs) == 4 and max(errs) < 1e-2, r.stdout

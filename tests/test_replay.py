@@ -44,7 +44,7 @@ def _fwd_bwd(plan, q, k, v, do):
 def places(name, ins, outs):
     "The addresses a launch of kernel `name` must get for its leading tensors (None: the backward's delta, which no call returns)."
     (q, k, v, do), (out, lse, dq, dk, dv) = ins, outs
-    if name == "_attn_fwd": ts = (q, k, v, out, lse, out)
+    if name == "_attn_fwd": ts = (q, k, v, out, lse)
     elif name == "_attn_bwd_dq": ts = (q, k, v, do, lse, None, dq, out)
     else: ts = (q, k, v, do, lse, None, dk, dv)
     return tuple(None if t is None else t.data_ptr() for t in ts)
