@@ -162,3 +162,9 @@ def test_ws_loop_check():
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     errs = [float(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('check ')]
     assert len(errs) == 4 and max(errs) < 1e-2, r.stdout
+
+
+def test_compact_summary_check():
+    "bench/compact_summary.py --check: fixed's forward over K and V with a copy of their summary rows, planned without a map, equals the package's."
+    r = subprocess.run([sys.executable, 'bench/compact_summary.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and 'runs True, no map True' in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
