@@ -53,7 +53,8 @@ class TilePlan:
     kvmap: torch.Tensor|None = None  # [1 or H, TK*BN] int32: tensor row of each virtual key row
     kv_injective: bool = True        # no two virtual keys map to the same tensor row
     role: int = 3                    # what the backward computes from this pass: 1 dq, 2 dk and dv, 3 all three
-    runs: bool = False               # in every row the fully allowed entries name consecutive key tiles, in order
+    runs: bool = False               # in every row the fully allowed entries name consecutive key tiles, in order (new tables need
+                                     # a new value: `full_runs`; a SparsePlan refuses a wrong one, a bare TilePlan is not checked)
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1

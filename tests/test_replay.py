@@ -8,7 +8,7 @@ from sparse_transformer_edu import kernels
 from sparse_transformer_edu.plans import sparse_plan, tile_plan_from_mask
 
 
-LEAD = {"_attn_fwd": 6, "_attn_bwd_dq": 8, "_attn_bwd_dkdv": 8}   # the call's tensors, first among each kernel's arguments
+LEAD = {"_attn_fwd": 5, "_attn_bwd_dq": 8, "_attn_bwd_dkdv": 8}   # the call's tensors, first among each kernel's arguments
 
 
 class _Stream:
