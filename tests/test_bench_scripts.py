@@ -168,3 +168,10 @@ def test_compact_summary_check():
     "bench/compact_summary.py --check: fixed's forward over K and V with a copy of their summary rows, planned without a map, equals the package's."
     r = subprocess.run([sys.executable, 'bench/compact_summary.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and 'runs True, no map True' in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_dq_reduce_check():
+    "bench/dq_reduce.py --check: the stand-alone causal backward, seven products or five with atomic dQ, agrees with float64 through the interpreter."
+    r = subprocess.run([sys.executable, 'bench/dq_reduce.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert r.stdout.count("check ") == 4, r.stdout
