@@ -147,16 +147,13 @@ CONFIGS = {"two": [(64, 128, 4, 3), (128, 64, 8, 3)],
 
 
 def reference(q, k, v, do, dtype):
-    "Output, natural-log lse and gradients of causal attention computed in `dtype`."
+    "Output, natural-log lse and gradients of causal attention computed in `dtype` (the package's `attention_reference`)."
+    from sparse_transformer_edu.plans import attention_reference
     q, k, v = (t.detach().to(dtype).requires_grad_() for t in (q, k, v))
-    s = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
     n = q.shape[2]
-    s = s.masked_fill(torch.ones(n, n, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
-    lse = torch.logsumexp(s, -1)
-    o = torch.softmax(s, -1) @ v
+    o, lse = attention_reference(q, k, v, torch.ones(n, n, dtype=torch.bool, device=q.device).tril(), dtype=dtype)
     o.backward(do.to(dtype))
     return o, lse, q.grad, k.grad, v.grad
-
 
 def check(dev, dtype, shape, ref_dtype, modes):
     "Largest error of each mode and setting against the reference in `ref_dtype`, on fresh random inputs."

@@ -37,19 +37,14 @@ def line(what, compiled, warps, stages) -> str:
 
 
 def standalone(spec):
-    "The stand-alone dK/dV kernel of dq_reduce.py at 'KEYSxQUERIESxWARPSxSTAGES', compiled for sm_90."
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    "The stand-alone dK/dV kernel of dq_reduce.py at 'KEYSxQUERIESxWARPSxSTAGES', compiled for sm_90 as `compile_sm90` compiles a launch."
+    import torch
     import dq_reduce
+    from ptx_inspect import compile_sm90
     BN, BM, w, s = map(int, spec.split("x"))
-    sig = {n: "*bf16" for n in ("Q", "K", "V", "DO", "DK", "DV")}
-    sig.update(LSE="*fp32", DELTA="*fp32", DQA="*fp32", N="i32", qk_scale="fp32", sm_scale="fp32",
-               D="constexpr", BM="constexpr", BN="constexpr", MODE="constexpr")
-    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(sig) if sig[n].startswith("*") or n == "N"}
-    src = ASTSource(dq_reduce.bwd_kv, signature=sig, constexprs=dict(D=64, BM=BM, BN=BN, MODE=0), attrs=attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=dict(num_warps=w, num_stages=s)), w, s
-
+    bf16, f32 = (lambda: torch.empty(16, dtype=torch.bfloat16)), (lambda: torch.empty(16, dtype=torch.float32))
+    args = (bf16(), bf16(), bf16(), bf16(), f32(), f32(), bf16(), bf16(), f32(), 1024, 0.18, 0.125)   # Q K V DO LSE DELTA DK DV DQA N scales
+    return compile_sm90(dq_reduce.bwd_kv, args, dict(D=64, BM=BM, BN=BN, MODE=0), dict(num_warps=w, num_stages=s)), w, s
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

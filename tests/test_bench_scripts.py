@@ -156,12 +156,17 @@ def test_persistent_grid_variant(tmp_path):
     assert [l.split()[0] for l in r.stdout.splitlines() if l.split()[:1] in (['strided'], ['fixed'])] == ['strided', 'fixed']
 
 
+def _check_errors(script):
+    "Run `script --check` (a stand-alone kernel against float64 through the interpreter): the errors of its 'check' lines."
+    r = subprocess.run([sys.executable, script, '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return [float(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('check ')]
+
+
 def test_ws_loop_check():
     "bench/ws_loop.py --check: the stand-alone descriptor-loop kernels agree with float64 through the interpreter, table or count."
-    r = subprocess.run([sys.executable, 'bench/ws_loop.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    errs = [float(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('check ')]
-    assert len(errs) == 4 and max(errs) < 1e-2, r.stdout
+    errs = _check_errors('bench/ws_loop.py')
+    assert len(errs) == 4 and max(errs) < 1e-2, errs
 
 
 def test_compact_summary_check():
@@ -172,10 +177,8 @@ def test_compact_summary_check():
 
 def test_dq_reduce_check():
     "bench/dq_reduce.py --check: the stand-alone causal backward, seven products or five with atomic dQ, agrees with float64 through the interpreter."
-    r = subprocess.run([sys.executable, 'bench/dq_reduce.py', '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    errs = [float(l.split()[-1]) for l in r.stdout.splitlines() if l.startswith('check ')]
-    assert len(errs) == 6 and max(errs) < 1e-2, r.stdout
+    errs = _check_errors('bench/dq_reduce.py')
+    assert len(errs) == 6 and max(errs) < 1e-2, errs
 
 
 def test_ptxas_regs_fixed():
