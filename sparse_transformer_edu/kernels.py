@@ -179,7 +179,9 @@ for _name in ("__delitem__", "clear", "pop", "popitem"):
 
 # (kernel, BM, BN, D) -> dict(num_warps=..., num_stages=...): settings a sweep on an H200 found better than the rule below
 LAUNCH = Settings({("fwd", 128, 64, 128): dict(num_warps=4, num_stages=2),
-                   ("dq", 64, 64, 128): dict(num_warps=4, num_stages=3), ("dkdv", 64, 64, 128): dict(num_warps=4, num_stages=3)})
+                   ("dq", 64, 64, 128): dict(num_warps=4, num_stages=3), ("dkdv", 64, 64, 128): dict(num_warps=4, num_stages=3),
+                   # a dK/dV kernel over 128 keys holds dK and dV of 128 rows: with 4 warps they do not fit in registers
+                   **{("dkdv", 64, 128, d): dict(num_warps=8, num_stages=3) for d in (32, 64)}})
 
 def _launch_cfg(plan, D, kernel="fwd"):
     "num_warps and num_stages for a kernel and tile shape."
@@ -363,6 +365,16 @@ def _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.
     return p
 
 @_jit
+def _probs_t(k_tile, q_tile, lse2, MASKS, mid, qk_scale, BM: tl.constexpr, BN: tl.constexpr,
+             MASKED: tl.constexpr, FP32: tl.constexpr):
+    "The same tile transposed, [BN, BM] with keys by rows, computed as k qᵀ."
+    pt = tl.exp2((_mm(k_tile, tl.trans(q_tile), FP32) * qk_scale).to(tl.float32) - lse2[None, :])
+    if MASKED:
+        keep = tl.load(MASKS + mid * (BM * BN) + tl.arange(0, BN)[:, None] + tl.arange(0, BM)[None, :] * BN)
+        pt = tl.where(keep != 0, pt, 0.0)
+    return pt
+
+@_jit
 def _query_side(Q, DO, LSE, DELTA, q_base, do_base, l_base, qrows, row_ok, sqn, sdn, D: tl.constexpr):
     "A query tile's q, dO, log-sum-exp (base 2; +inf for an empty row, so its p is 0) and delta."
     offs_d = tl.arange(0, D)
@@ -386,11 +398,11 @@ def _dkdv_tile(dk, dv, k_tile, v_tile, Q, DO, LSE, DELTA, QMAP, tq, T_MASK, MASK
     mid = 0
     if MASKED:
         mid = tl.load(T_MASK + e)
-    p = _probs(q_tile, k_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, FP32)
-    dv += _mm(tl.trans(p.to(do_tile.dtype)), do_tile, FP32)
-    dp = _mm(do_tile, tl.trans(v_tile), FP32)
-    ds = p * (dp - delta[:, None])
-    dk += _mm(tl.trans(ds.to(q_tile.dtype)), q_tile, FP32)
+    pt = _probs_t(k_tile, q_tile, lse2, MASKS, mid, qk_scale, BM, BN, MASKED, FP32)   # pᵀ: keys by rows
+    dv += _mm(pt.to(do_tile.dtype), do_tile, FP32)
+    dpt = _mm(v_tile, tl.trans(do_tile), FP32)
+    dst = pt * (dpt - delta[None, :])
+    dk += _mm(dst.to(q_tile.dtype), q_tile, FP32)
     return dk, dv
 
 # %% ../nbs/05_kernel_backward.ipynb #f733e9e1
