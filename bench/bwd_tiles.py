@@ -1,6 +1,8 @@
 """A tile for each backward kernel: the dQ kernel's (queries x keys) and the dK/dV kernel's, swept apart (bf16, D=64).
 
-Until this sweep both backward kernels of a pass shared one tile. The dQ kernel keeps a query tile and loops over key
+Until this sweep both backward kernels of a pass shared one tile. Each setting also switches two kernel options:
+`BWD_RUNS` (the dK/dV kernel counts its fully allowed query tiles instead of reading them from the table) and
+`BWD_EVEN` (query tiles loaded without masks when every row exists). The dQ kernel keeps a query tile and loops over key
 tiles; the dK/dV kernel keeps a key tile (its dK and dV in registers) and loops over query tiles, so each may want the
 other's shape. Each setting below is a backward tile (`backward_tiles`: a dQ tile and a dK/dV tile) with the dK/dV
 kernel's warps and stages; the forward keeps the package's tile. First the package's default plan is checked against
@@ -12,11 +14,14 @@ Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x163
 import argparse, csv, os, time
 
 # (name, backward tile spec, dK/dV launch (warps, stages) or None for the package's rule)
-SETTINGS = [("one 128x64", (128, 64), None),
-            ("dq 128x64, dkdv 64x128 w8 s3", ((128, 64), (64, 128)), (8, 3)),
-            ("dq 128x64, dkdv 64x128 w8 s2", ((128, 64), (64, 128)), (8, 2)),
-            ("dq 128x64, dkdv 128x128 w8 s3", ((128, 64), (128, 128)), (8, 3)),
-            ("dq 128x64, dkdv 32x128 w4 s3", ((128, 64), (32, 128)), (4, 3))]
+# (name, backward tile spec, dK/dV launch (warps, stages) or None for the package's rule, BWD_RUNS, BWD_EVEN)
+SETTINGS = [("one 128x64", (128, 64), None, False, False),
+            ("one 128x64 runs even", (128, 64), None, True, True),
+            ("dkdv 64x128 w8", ((128, 64), (64, 128)), (8, 3), False, False),
+            ("dkdv 64x128 w8 runs", ((128, 64), (64, 128)), (8, 3), True, False),
+            ("dkdv 64x128 w8 even", ((128, 64), (64, 128)), (8, 3), False, True),
+            ("dkdv 64x128 w8 runs even", ((128, 64), (64, 128)), (8, 3), True, True),
+            ("dkdv 32x128 w4 runs even", ((128, 64), (32, 128)), (4, 3), True, True)]
 
 
 def grads(fn, q, k, v, do):
@@ -59,8 +64,9 @@ def main(argv=None):
         ref = grads(lambda q, k, v: sparse_attention(q, k, v, kind, backend="triton", **kw), q, k, v, do)
         fwd_tile = default_blocks(kind)[0]
         for rep in range(1 if args.dry else 2):
-            for name, spec, launch in SETTINGS:
-                kernels.LAUNCH.clear(); kernels.LAUNCH.update(saved)
+            for name, spec, launch, runs, even in SETTINGS:
+                kernels.BWD_RUNS, kernels.BWD_EVEN = runs, even
+                kernels.LAUNCH.clear(); kernels.LAUNCH.update(saved)   # a new settings version: no call recorded before is replayed
                 if launch: kernels.LAUNCH[("dkdv", *backward_tiles(spec)[1], 64)] = dict(num_warps=launch[0], num_stages=launch[1])
                 if backward_tiles(spec)[0] == (128, 128): kernels.LAUNCH[("dq", 128, 128, 64)] = dict(num_warps=8, num_stages=3)
                 plan = sparse_plan(kind, N, H, block=(fwd_tile, spec), device=dev, **kw)
