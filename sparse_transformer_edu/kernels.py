@@ -180,8 +180,10 @@ for _name in ("__delitem__", "clear", "pop", "popitem"):
 # (kernel, BM, BN, D) -> dict(num_warps=..., num_stages=...): settings a sweep on an H200 found better than the rule below
 LAUNCH = Settings({("fwd", 128, 64, 128): dict(num_warps=4, num_stages=2),
                    ("dq", 64, 64, 128): dict(num_warps=4, num_stages=3), ("dkdv", 64, 64, 128): dict(num_warps=4, num_stages=3),
-                   # a dK/dV kernel over 128 keys holds dK and dV of 128 rows: with 4 warps they do not fit in registers
-                   **{("dkdv", 64, 128, d): dict(num_warps=8, num_stages=3) for d in (32, 64)}})
+                   # a dK/dV kernel over 128 keys holds dK and dV of 128 rows: with 4 warps and 64 queries they do not fit in registers
+                   **{("dkdv", 64, 128, d): dict(num_warps=8, num_stages=3) for d in (32, 64)},
+                   # the default backward tiles (chapter 05): three stages, where the rule below would give two
+                   **{("dkdv", bm, bn, d): dict(num_warps=4, num_stages=3) for bm, bn in ((32, 128), (64, 64), (32, 64)) for d in (32, 64)}})
 
 def _launch_cfg(plan, D, kernel="fwd"):
     "num_warps and num_stages for a kernel and tile shape."
@@ -475,8 +477,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
                  sqb, sqh, sqn, skb, skh, skn, svb, svh, svn, sdb, sdh, sdn, slb, slh, sqb2, sqh2, sqn2, sob, soh, son,
                  qmap_h, kvmap_h, lut_h, split_h, H, NQ, qk_scale, sm_scale,
                  D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_QMAP: tl.constexpr,
-                 HAS_KVMAP: tl.constexpr, ACCUM: tl.constexpr, DELTA_HERE: tl.constexpr, FP32: tl.constexpr,
-                 EVEN: tl.constexpr):
+                 HAS_KVMAP: tl.constexpr, ACCUM: tl.constexpr, DELTA_HERE: tl.constexpr, FP32: tl.constexpr):
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
@@ -486,7 +487,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
     row_ok = offs_m < NQ
     qrows = _rows(QMAP, h * qmap_h, offs_m, HAS_QMAP)
     q_tile, do_tile, lse2, delta = _query_side(Q, DO, LSE, DELTA, b * sqb + h * sqh, b * sdb + h * sdh, b * slb + h * slh,
-                                               qrows, row_ok, sqn, sdn, D, EVEN)
+                                               qrows, row_ok, sqn, sdn, D, False)
     if DELTA_HERE:   # the first dQ pass computes delta for its rows, for itself and for every pass after it
         o_tile = tl.load(O + b * sob + h * soh + qrows[:, None] * son + offs_d[None, :], mask=row_ok[:, None], other=0.0)
         delta = tl.sum(o_tile.to(tl.float32) * do_tile.to(tl.float32), 1)
@@ -506,8 +507,9 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
     tl.store(dq_ptrs, dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
 
 # %% ../nbs/05_kernel_backward.ipynb #f0093b4f
-BWD_EVEN = True   # query tiles loaded without masks when every row exists (an experiment: switchable to time both)
-BWD_RUNS = True   # the dK/dV kernel counts its fully allowed query tiles when they run in order
+# Two switches of the dK/dV kernel, part of a recorded call's key (set False to time without them):
+BWD_EVEN = True   # query tiles loaded without masks when every row exists
+BWD_RUNS = True   # fully allowed query tiles counted, not read, when they run in order (query tiles of 64 rows or fewer)
 _t_runs_seen = {}
 
 def _t_runs(plan) -> bool:
@@ -527,8 +529,8 @@ def _launch_dq(plan, call, first, scale, cfg):
            (*call, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
             *_strides(q, k, v, do, lse, dq, out), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
-           dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, FP32=q.dtype == torch.float32,
-                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0), cfg, lead=len(call))
+           dict(**_tiles(plan, D), ACCUM=not first, DELTA_HERE=first, FP32=q.dtype == torch.float32), cfg,
+           lead=len(call))
 
 def _launch_dkdv(plan, call, first, scale, cfg):
     "The same for a pass's dK/dV kernel."
@@ -541,7 +543,7 @@ def _launch_dkdv(plan, call, first, scale, cfg):
             *_strides(q, k, v, do, lse, dk), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, FP32=q.dtype == torch.float32,
-                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and _t_runs(plan)), cfg,
+                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and plan.BM <= 64 and _t_runs(plan)), cfg,
            lead=len(call))
 
 def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None):
@@ -578,7 +580,7 @@ def blocksparse_backward(q, k, v, out, lse, do, passes, scale=None):
               for t in (k, v))
     call = (q, k, v, out, do, lse, delta, dq, dk, dv)
     lay = layout(q, k, v, out, lse, do) if in_place else None   # delta, dq, dk and dv, made here, follow from q and k
-    key = None if lay is None else ("bwd", LAUNCH.version, scale, lay, *map(id, passes))
+    key = None if lay is None else ("bwd", LAUNCH.version, BWD_EVEN, BWD_RUNS, scale, lay, *map(id, passes))
     if not replay(key, call):
         with recording(key, passes, call):
             for i, plan in enumerate(passes):   # by position: a pass may appear more than once

@@ -260,7 +260,7 @@ from .patterns import pattern_predicate, strided_permutation
 # The backward's tile may be one shape for both its kernels, or a (dQ kernel's, dK/dV kernel's) pair: the dQ kernel
 # keeps a query tile and loops over key tiles, the dK/dV kernel the other way round.
 DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128), "strided": (64, 64), "local": (64, 64)},
-                  "bwd": {"dense": ((128, 64), (64, 128)), "fixed": ((128, 64), (64, 128)), "strided": (64, 64), "local": (64, 64)}}
+                  "bwd": {"dense": ((128, 64), (32, 128)), "fixed": ((128, 64), (64, 64)), "strided": ((64, 64), (32, 64)), "local": (64, 64)}}
 # At head dim 128 a key and a value tile take twice the memory: the same sweep at D=128 chose smaller tiles for these.
 WIDE_BLOCKS = {"fwd": {"dense": (128, 64), "fixed": (128, 64)}, "bwd": {"dense": (64, 64), "fixed": (64, 64)}}
 
