@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -257,8 +257,10 @@ def tiled_attention(q, k, v, plan:TilePlan, scale=None):
 from .patterns import pattern_predicate, strided_permutation
 
 # %% ../nbs/04_kernel_forward.ipynb #7e0b7e7a
+# The backward's tile may be one shape for both its kernels, or a (dQ kernel's, dK/dV kernel's) pair: the dQ kernel
+# keeps a query tile and loops over key tiles, the dK/dV kernel the other way round.
 DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128), "strided": (64, 64), "local": (64, 64)},
-                  "bwd": {"dense": (128, 64), "fixed": (128, 64), "strided": (64, 64), "local": (64, 64)}}
+                  "bwd": {"dense": ((128, 64), (32, 128)), "fixed": ((128, 64), (64, 64)), "strided": ((64, 64), (32, 64)), "local": (64, 64)}}
 # At head dim 128 a key and a value tile take twice the memory: the same sweep at D=128 chose smaller tiles for these.
 WIDE_BLOCKS = {"fwd": {"dense": (128, 64), "fixed": (128, 64)}, "bwd": {"dense": (64, 64), "fixed": (64, 64)}}
 
@@ -266,6 +268,12 @@ def default_blocks(kind:str, head_dim:int=64) -> tuple:
     "The (forward, backward) tile shapes the package uses for pattern `kind` at `head_dim`."
     wide = head_dim >= 128
     return tuple((WIDE_BLOCKS[k].get(kind) if wide else None) or DEFAULT_BLOCKS[k][kind] for k in ("fwd", "bwd"))
+
+def backward_tiles(block) -> tuple:
+    "(dQ kernel's tile, dK/dV kernel's tile) of a backward tile: one shape (int or pair) for both, or a pair of shapes."
+    if isinstance(block, (tuple, list)) and len(block) == 2 and all(isinstance(b, (tuple, list)) for b in block):
+        return tile_shape(block[0]), tile_shape(block[1])
+    return (tile_shape(block),) * 2
 
 
 # %% ../nbs/04_kernel_forward.ipynb #c4a2e9d0
@@ -376,7 +384,12 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if kind not in DEFAULT_BLOCKS[kernel]: pattern_predicate(kind, stride=stride)   # names the allowed kinds
     validate_pattern(kind, n, stride, c, parts, sums)
-    block, dev = tile_shape(DEFAULT_BLOCKS[kernel][kind] if block is None else block), torch.device(device)
+    block = DEFAULT_BLOCKS[kernel][kind] if block is None else block
+    if kernel == "bwd" and len(set(tiles := backward_tiles(block))) == 2:   # each backward kernel with its own tile
+        kw = dict(stride=stride, c=c, part=part, summary=summary, device=device, kernel=kernel)
+        return tuple(dataclasses.replace(p, role=r) for r, tile in zip((1, 2), tiles)
+                     for p in attention_plans(kind, n, heads, block=tile, **kw) if p.role & r)
+    block, dev = tile_shape(block), torch.device(device)
     if len(set(parts)) > 1 or kind in ("dense", "local"):   # one pass over the stacked per-head masks
         preds = [pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n) for p, s in zip(parts, sums)]
         if len(set(zip(parts, sums))) == 1: preds = preds[:1]
@@ -507,11 +520,17 @@ def __repr__(plan:SparsePlan):
 
 # %% ../nbs/05_kernel_backward.ipynb #432d0427
 def _blocks(block, default):
-    "(forward, backward) tile shapes from None, one shape, or a pair of shapes."
+    "(forward, backward) tiles from None, one shape, or a pair; the backward's may be a (dQ, dK/dV) pair of shapes."
     if block is None: return default
     if isinstance(block, (tuple, list)) and len(block) == 2 and all(isinstance(b, (tuple, list)) for b in block):
-        return tile_shape(block[0]), tile_shape(block[1])
+        bq, bkv = backward_tiles(block[1])
+        return tile_shape(block[0]), bq if bq == bkv else (bq, bkv)
     return tile_shape(block), tile_shape(block)
+
+def _predicate_passes(pred, heads, n, block, dev):
+    "The backward passes of `pred`: one plan, or with a (dQ, dK/dV) pair of tiles one plan for each kernel."
+    return tuple(dataclasses.replace(build_tile_plan(pred, heads, n, n, tile, dev), role=r)
+                 for r, tile in zip((1, 2), backward_tiles(block)))
 
 def plan_from_predicate(
     pred,              # pred(i, j) of broadcastable index tensors: True where query i attends to key j
@@ -525,7 +544,7 @@ def plan_from_predicate(
     bf, bb = _blocks(block, ((64, 64), (64, 64)))
     dev = device_key(device)
     fwd = (build_tile_plan(pred, heads, n, n, bf, dev),)
-    bwd = fwd if bb == bf else (build_tile_plan(pred, heads, n, n, bb, dev),)
+    bwd = fwd if bb == bf else _predicate_passes(pred, heads, n, bb, dev)
     return SparsePlan(n, heads, fwd, bwd, pred, name)
 
 def plan_from_mask(
