@@ -8,7 +8,7 @@ __all__ = ['HEAD_DIMS', 'LAUNCH', 'POISON', 'DIRECT_LAUNCH', 'interpreting', 'Se
 # %% ../nbs/04_kernel_forward.ipynb #0ab06039
 import contextlib, itertools, os, threading, types, weakref
 import torch
-from .plans import TilePlan, LOG2E, full_runs
+from .plans import TilePlan, LOG2E
 
 try:
     import triton
@@ -510,14 +510,6 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
 # Two switches of the dK/dV kernel, part of a recorded call's key (set False to time without them):
 BWD_EVEN = True   # query tiles loaded without masks when every row exists
 BWD_RUNS = True   # fully allowed query tiles counted, not read, when they run in order (query tiles of 64 rows or fewer)
-_t_runs_seen = {}
-
-def _t_runs(plan) -> bool:
-    "Whether every key tile's fully allowed query tiles are consecutive (`full_runs` of the transposed table), once per plan."
-    hit = _t_runs_seen.get(id(plan))
-    if hit is None or hit[0]() is not plan:
-        hit = _t_runs_seen[id(plan)] = (weakref.ref(plan), full_runs(plan.t_off, plan.t_split, plan.t_row))
-    return hit[1]
 
 def _launch_dq(plan, call, first, scale, cfg):
     "Build every argument of a pass's dQ kernel from its tensors `call` and launch it."
@@ -543,7 +535,7 @@ def _launch_dkdv(plan, call, first, scale, cfg):
             *_strides(q, k, v, do, lse, dk), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, FP32=q.dtype == torch.float32,
-                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and plan.BM <= 64 and _t_runs(plan)), cfg,
+                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and plan.BM <= 64 and plan.t_runs), cfg,
            lead=len(call))
 
 def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None):

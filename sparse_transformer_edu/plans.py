@@ -55,6 +55,7 @@ class TilePlan:
     role: int = 3                    # what the backward computes from this pass: 1 dq, 2 dk and dv, 3 all three
     runs: bool = False               # in every row the fully allowed entries name consecutive key tiles, in order (new tables need
                                      # a new value: `full_runs`; a SparsePlan refuses a wrong one, a bare TilePlan is not checked)
+    t_runs: bool = False             # the same for the transposed table, which the dK/dV kernel walks (chapter 05)
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -132,7 +133,8 @@ def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=No
     lut_off, lut_split, lut_col, lut_mask, order = _csr(tq, tk, TQ, heads, h, mid)
     t_off, t_split, t_row, t_mask, t_order = _csr(tk, tq, TK, heads, h, mid)
     return TilePlan(BM, BN, NQ, NK, lut_off, lut_split, lut_col, lut_mask, order, t_off, t_split, t_row, t_mask, t_order,
-                    masks, qmap, kvmap, kv_injective, runs=full_runs(lut_off, lut_split, lut_col))
+                    masks, qmap, kvmap, kv_injective, runs=full_runs(lut_off, lut_split, lut_col),
+                    t_runs=full_runs(t_off, t_split, t_row))
 
 # %% ../nbs/03_reference.ipynb #058bf116
 def mask_predicate(mask):
@@ -401,7 +403,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
 import weakref
 from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
-_PASS_INTS = 9   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs
+_PASS_INTS = 10   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs, t_runs
 
 # %% ../nbs/05_kernel_backward.ipynb #49269b18
 def flatten_passes(fwd, bwd) -> tuple:
@@ -409,7 +411,7 @@ def flatten_passes(fwd, bwd) -> tuple:
     tabs, ints = [], [len(fwd), len(bwd)]
     for p in (*fwd, *bwd):
         tabs += [getattr(p, f) for f in _PASS_TABLES] + [p.lut_off if m is None else m for m in (p.qmap, p.kvmap)]
-        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs)]
+        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs), int(p.t_runs)]
     return tuple(tabs), tuple(ints)
 
 def unflatten_passes(tabs, ints) -> tuple:
@@ -417,7 +419,7 @@ def unflatten_passes(tabs, ints) -> tuple:
     T, passes = len(_PASS_TABLES) + 2, []
     for i in range(ints[0] + ints[1]):
         t, m = tabs[i * T:(i + 1) * T], ints[2 + i * _PASS_INTS: 2 + (i + 1) * _PASS_INTS]
-        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8])))
+        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8]), bool(m[9])))
     return tuple(passes[:ints[0]]), tuple(passes[ints[0]:])
 
 # %% ../nbs/05_kernel_backward.ipynb #ba493822
@@ -435,6 +437,7 @@ def check_passes(passes, n:int, heads:int):
             if p.nnz and (col.min() < 0 or col.max() >= ncol): raise bad("an entry names a tile outside the grid")
             if p.nnz and (msk.min() < -1 or msk.max() >= p.masks.shape[0]): raise bad("an entry names a missing tile mask")
         if p.runs and not full_runs(p.lut_off, p.lut_split, p.lut_col): raise bad("runs=True, but its rows' full tiles are not consecutive")
+        if p.t_runs and not full_runs(p.t_off, p.t_split, p.t_row): raise bad("t_runs=True, but its key tiles' full query tiles are not consecutive")
         for m, rows, lim in ((p.qmap, p.TQ * p.BM, n), (p.kvmap, p.TK * p.BN, n)):
             if m is not None and (m.shape[0] not in (1, heads) or m.shape[1] != rows or m.min() < 0 or m.max() >= lim):
                 raise bad(f"a row map of shape {tuple(m.shape)} does not fit {rows} virtual rows of a tensor of {lim}")
