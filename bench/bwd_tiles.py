@@ -10,9 +10,12 @@ the float32 reference at a small shape (B=1, H=4, N=2,048); then at each case ev
 checked against the default plan's (relative error under 1e-2), and forward plus backward is timed (median of
 triton.testing.do_bench, `_bench`), each setting twice, alternating, so that a drift of the GPU shows. The package
 now counts query tiles only for query tiles of at most 64 rows, so a 128-row setting with `BWD_RUNS` (10-14% slower in
-runs/2026-11-30_bwd_tiles_2337.log) is no longer in the list.
+runs/2026-11-30_bwd_tiles_2337.log) is no longer in the list, and at head dim 128 it does not count either (`--switches
+--head-dim 128` found counting 6% slower there: runs/2026-12-01_bwd_switches_d128.log), so that sweep's "runs" settings
+now time the same kernels as the others.
 
-Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x16384 fixed:8x8x12288] [--dry]"""
+Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x16384 fixed:8x8x12288] [--head-dim D]
+                                  [--switches] [--dry]"""
 import argparse, csv, os, time
 
 # (name, backward tile spec, dK/dV launch (warps, stages) or None for the package's rule, BWD_RUNS, BWD_EVEN)
@@ -34,6 +37,9 @@ STRIDED = [("one 64x64", (64, 64), None, False, False),
            ("dkdv 32x64 w4s3 runs even", ((64, 64), (32, 64)), (4, 3), True, True),
            ("dkdv 32x128 w4s3 runs even", ((64, 64), (32, 128)), (4, 3), True, True),
            ("dkdv 16x64 w4s3 runs even", ((64, 64), (16, 64)), (4, 3), True, True)]
+# --switches: the package's own backward tile (None), each switch of the dK/dV kernel on and off
+SWITCHES = [("default, runs even", None, None, True, True), ("default, even", None, None, False, True),
+            ("default, runs", None, None, True, False), ("default, neither", None, None, False, False)]
 
 
 def grads(fn, q, k, v, do):
@@ -48,8 +54,11 @@ def main(argv=None):
     ap.add_argument("out", help="folder for bwd_tiles.csv")
     ap.add_argument("--cases", nargs="+", default=["dense:1x16x16384", "dense:1x16x65536", "fixed:1x16x16384",
                                                    "fixed:1x16x65536", "fixed:8x8x12288", "strided:1x16x16384", "strided:1x16x65536"], metavar="PATTERN:BxHxN")
+    ap.add_argument("--head-dim", type=int, default=64, help="D of the cases (the default-plan check keeps 64)")
+    ap.add_argument("--switches", action="store_true", help="only the package's default backward tile, with BWD_RUNS and BWD_EVEN each on and off")
     ap.add_argument("--dry", action="store_true", help="through the interpreter on the CPU (fp16, N=512, B=1, H=2), one plain run each")
     args = ap.parse_args(argv)
+    def settings(pat): return SWITCHES if args.switches else STRIDED if pat == "strided" else SETTINGS
     if args.dry: os.environ["TRITON_INTERPRET"] = "1"   # before the kernels are defined
     import torch
     from sparse_transformer_edu import kernels
@@ -72,15 +81,17 @@ def main(argv=None):
     for case in cases:
         pat, shape = case.split(":"); B, H, N = map(int, shape.split("x"))
         kw = dict(PATTERNS[pat]); kind = kw.pop("kind")
-        q, k, v, do = (torch.randn(B, H, N, 64, device=dev, dtype=dtype) for _ in range(4))
+        D = args.head_dim
+        q, k, v, do = (torch.randn(B, H, N, D, device=dev, dtype=dtype) for _ in range(4))
         ref = grads(lambda q, k, v: sparse_attention(q, k, v, kind, backend="triton", **kw), q, k, v, do)
-        fwd_tile = default_blocks(kind)[0]
+        fwd_tile, own = default_blocks(kind, D)
         for rep in range(1 if args.dry else 2):
-            for name, spec, launch, runs, even in (STRIDED if pat == "strided" else SETTINGS):
+            for name, spec, launch, runs, even in settings(pat):
+                spec = own if spec is None else spec
                 kernels.BWD_RUNS, kernels.BWD_EVEN = runs, even
                 kernels.LAUNCH.clear(); kernels.LAUNCH.update(saved)   # a new settings version: no call recorded before is replayed
-                if launch: kernels.LAUNCH[("dkdv", *backward_tiles(spec)[1], 64)] = dict(num_warps=launch[0], num_stages=launch[1])
-                if backward_tiles(spec)[0] == (128, 128): kernels.LAUNCH[("dq", 128, 128, 64)] = dict(num_warps=8, num_stages=3)
+                if launch: kernels.LAUNCH[("dkdv", *backward_tiles(spec)[1], D)] = dict(num_warps=launch[0], num_stages=launch[1])
+                if backward_tiles(spec)[0] == (128, 128): kernels.LAUNCH[("dq", 128, 128, D)] = dict(num_warps=8, num_stages=3)
                 plan = sparse_plan(kind, N, H, block=(fwd_tile, spec), device=dev, **kw)
                 fn = lambda q, k, v: sparse_attention(q, k, v, plan, backend="triton")
                 try:
@@ -95,7 +106,7 @@ def main(argv=None):
         wr = csv.DictWriter(f, fieldnames=list(rows[0])); wr.writeheader(); wr.writerows(rows)
     for case in cases:
         mine = [r for r in rows if r["case"] == case]
-        sets = STRIDED if case.startswith("strided") else SETTINGS
+        sets = settings(case.split(":")[0])
         base = min(r["ms"] for r in mine if r["setting"] == sets[0][0])
         for name, *_ in sets:
             ms = [r["ms"] for r in mine if r["setting"] == name]

@@ -509,7 +509,7 @@ def _attn_bwd_dq(Q, K, V, DO, LSE, DELTA, DQ, O, QMAP, KVMAP, LUT_OFF, LUT_SPLIT
 # %% ../nbs/05_kernel_backward.ipynb #f0093b4f
 # Two switches of the dK/dV kernel, part of a recorded call's key (set False to time without them):
 BWD_EVEN = True   # query tiles loaded without masks when every row exists
-BWD_RUNS = True   # fully allowed query tiles counted, not read, when they run in order (query tiles of 64 rows or fewer)
+BWD_RUNS = True   # fully allowed query tiles counted, not read, when they run in order (query tiles of at most 64 rows, head dim at most 64)
 
 def _launch_dq(plan, call, first, scale, cfg):
     "Build every argument of a pass's dQ kernel from its tensors `call` and launch it."
@@ -535,7 +535,7 @@ def _launch_dkdv(plan, call, first, scale, cfg):
             *_strides(q, k, v, do, lse, dk), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),
            dict(**_tiles(plan, D), MAPPED_STORE=mapped, ACCUM=mapped and not first, FP32=q.dtype == torch.float32,
-                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and plan.BM <= 64 and plan.t_runs), cfg,
+                EVEN=BWD_EVEN and plan.NQ % plan.BM == 0, RUNS=BWD_RUNS and plan.BM <= 64 and D <= 64 and plan.t_runs), cfg,
            lead=len(call))
 
 def backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk, dv, first_q, first_kv, scale=None):
