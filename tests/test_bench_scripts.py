@@ -140,7 +140,9 @@ def test_pass_tiles_dry_run(tmp_path):
     rows = (tmp_path/'pass_tiles.csv').read_text().splitlines()
     assert rows[0] == 'case,kernel,pass_index,tile,default,ms,rel_err_vs_default', rows[0]
     swaps = [row.split(',') for row in rows[1:] if row.split(',')[1] in ('fwd', 'bwd')]
-    assert len(swaps) == 2 * 2 * 3, rows   # two forward and two backward passes, three tiles each (the package's and two more)
+    # two forward passes (band, stride part) and four backward ones (each of those for the dQ kernel and for the dK/dV
+    # kernel, which have tiles of their own), three tiles each (the package's and two more)
+    assert len(swaps) == (2 + 4) * 3, rows
     for row in swaps:
         assert 0 <= float(row[-1]) < 1e-5, row   # a NaN (a failed configuration) fails here too
     assert sum(row[1].startswith('combined') for row in (r.split(',') for r in rows[1:])) == 2, rows
