@@ -1,0 +1,33 @@
+"""Host time of one eager fwd+bwd at N=4,096 (B=1, H=16, D=64, bf16), with the GPU's queue never full.
+
+After a sync, 10 calls are made without one and the host's time is divided by 10; the median of 20 such rounds. A
+longer unsynchronised loop (as in host_trace.py) can fill the launch queue when the GPU is the slower side, and then
+measures the GPU. Cases: an autograd.Function that does nothing, SDPA on cuDNN, and our fixed and strided.
+
+Usage: python bench/host_queue.py"""
+import argparse, statistics, time
+
+
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    import torch
+    from host_trace import cases_4k, stepper   # this script's folder is on the path when it runs
+    (q, k, v, do), ours = cases_4k()
+    class Nothing(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, q, k, v): return q.view_as(q)
+        @staticmethod
+        def backward(ctx, g): return g, None, None
+    cases = {"do-nothing Function": Nothing.apply, "sdpa cudnn": ours["sdpa cudnn"], "fixed": ours["fixed"], "strided": ours["strided"]}
+    for name, fn in cases.items():
+        step = stepper(fn, q, k, v, do)
+        per = []
+        for _ in range(20):
+            torch.cuda.synchronize(); t = time.perf_counter()
+            for _ in range(10): step()
+            per.append((time.perf_counter() - t) / 10 * 1e3)
+        torch.cuda.synchronize()
+        print(f"{name:20s} host per fwd+bwd: median {statistics.median(per):.3f} ms, min {min(per):.3f}, max {max(per):.3f}", flush=True)
+
+
+if __name__ == "__main__": main()
