@@ -2,7 +2,7 @@
 over random kinds, parts, lengths, strides, summary widths, per-head summaries and tile shapes."""
 import torch
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import example, given, settings, strategies as st, HealthCheck
 from sparse_transformer_edu.op import sparse_attention, blocksparse_attention
 from sparse_transformer_edu.kernels import HAS_TRITON
 from sparse_transformer_edu.patterns import token_mask
@@ -34,8 +34,13 @@ patterns = st.sampled_from([("dense", None), ("local", None), ("strided", None),
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(pat=patterns, stride=st.sampled_from([4, 8, 16, 32]), blocks=st.integers(1, 4),
-       c_frac=st.sampled_from([1, 2, 4]), block=st.sampled_from([(32, 16), (16, 32), (32, 32), (64, 64)]),
+       c_frac=st.sampled_from([1, 2, 4]),
+       # one tile for every kernel, the package's defaults (None), or a forward tile and a (dQ, dK/dV) pair
+       block=st.sampled_from([(32, 16), (16, 32), (32, 32), (64, 64), None, ((32, 32), ((32, 16), (16, 32))),
+                              ((64, 64), ((64, 32), (32, 64)))]),
        H=st.integers(1, 2), dtype=st.sampled_from([torch.float32, torch.float16]), seed=st.integers(0, 2**31 - 1))
+@example(pat=("strided", None), stride=16, blocks=4, c_frac=1, block=((32, 32), ((32, 16), (16, 32))), H=2, dtype=torch.float32, seed=0)
+@example(pat=("fixed", "distinct"), stride=32, blocks=3, c_frac=4, block=None, H=2, dtype=torch.float16, seed=1)
 def test_patterns_match_reference(pat, stride, blocks, c_frac, block, H, dtype, seed):
     kind, part = pat
     N = stride * blocks
