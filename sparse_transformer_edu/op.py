@@ -160,7 +160,7 @@ def sparse_attention(
     summary=None,           # where the summary cells of 'fixed' start in a block, or one per head (default l - c)
     backend:str="auto",     # 'auto', 'triton', 'torch' or 'sdpa' (dense causal only)
     scale:float|None=None,  # the score scale (default 1/sqrt(head_dim))
-    block=None,             # tile shape of a kind's plan: one (rows, cols), or a (forward, backward) pair (default: `default_blocks`)
+    block=None,             # tile shape of a kind's plan: one (rows, cols), or a (forward, backward) pair, the backward's a shape or a (dQ, dK/dV) pair (default: `default_blocks`)
 ) -> Tensor:
     "softmax(q kᵀ · scale) v over `pattern`, a kind (see `token_mask`) with its settings or a `SparsePlan`; q, k, v are [B, H, N, D]."
     check_inputs(q, k, v, backend)

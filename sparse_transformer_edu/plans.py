@@ -387,10 +387,13 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     if kind not in DEFAULT_BLOCKS[kernel]: pattern_predicate(kind, stride=stride)   # names the allowed kinds
     validate_pattern(kind, n, stride, c, parts, sums)
     block = DEFAULT_BLOCKS[kernel][kind] if block is None else block
-    if kernel == "bwd" and len(set(tiles := backward_tiles(block))) == 2:   # each backward kernel with its own tile
-        kw = dict(stride=stride, c=c, part=part, summary=summary, device=device, kernel=kernel)
-        return tuple(dataclasses.replace(p, role=r) for r, tile in zip((1, 2), tiles)
-                     for p in attention_plans(kind, n, heads, block=tile, **kw) if p.role & r)
+    if kernel == "bwd":
+        tiles = backward_tiles(block)
+        if tiles[0] != tiles[1]:   # each backward kernel with its own tile
+            kw = dict(stride=stride, c=c, part=part, summary=summary, device=device, kernel=kernel)
+            return tuple(dataclasses.replace(p, role=r) for r, tile in zip((1, 2), tiles)
+                         for p in attention_plans(kind, n, heads, block=tile, **kw) if p.role & r)
+        block = tiles[0]
     block, dev = tile_shape(block), torch.device(device)
     if len(set(parts)) > 1 or kind in ("dense", "local"):   # one pass over the stacked per-head masks
         preds = [pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n) for p, s in zip(parts, sums)]
@@ -525,21 +528,22 @@ def __repr__(plan:SparsePlan):
 def _blocks(block, default):
     "(forward, backward) tiles from None, one shape, or a pair; the backward's may be a (dQ, dK/dV) pair of shapes."
     if block is None: return default
-    if isinstance(block, (tuple, list)) and len(block) == 2 and all(isinstance(b, (tuple, list)) for b in block):
+    if isinstance(block, (tuple, list)) and len(block) == 2 and any(isinstance(b, (tuple, list)) for b in block):
         bq, bkv = backward_tiles(block[1])
         return tile_shape(block[0]), bq if bq == bkv else (bq, bkv)
     return tile_shape(block), tile_shape(block)
 
 def _predicate_passes(pred, heads, n, block, dev):
-    "The backward passes of `pred`: one plan, or with a (dQ, dK/dV) pair of tiles one plan for each kernel."
-    return tuple(dataclasses.replace(build_tile_plan(pred, heads, n, n, tile, dev), role=r)
-                 for r, tile in zip((1, 2), backward_tiles(block)))
+    "The backward passes of `pred`: one plan, or with a (dQ, dK/dV) pair of different tiles one plan for each kernel."
+    tiles = backward_tiles(block)
+    if tiles[0] == tiles[1]: return (build_tile_plan(pred, heads, n, n, tiles[0], dev),)
+    return tuple(dataclasses.replace(build_tile_plan(pred, heads, n, n, tile, dev), role=r) for r, tile in zip((1, 2), tiles))
 
 def plan_from_predicate(
     pred,              # pred(i, j) of broadcastable index tensors: True where query i attends to key j
     n:int,             # sequence length
     heads:int=1,       # 1, or the number of heads when pred gives one pattern per head ([heads, ...])
-    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default 64x64)
+    block=None,        # tile shape, one for both kernels or a (forward, backward) pair, the backward's a shape or a (dQ, dK/dV) pair (default 64x64)
     device="cpu",      # where the tables live
     name="predicate",  # what the summary calls the pattern
 ) -> SparsePlan:
@@ -552,7 +556,7 @@ def plan_from_predicate(
 
 def plan_from_mask(
     mask:torch.Tensor,  # boolean, [N, N] for every head or [H, N, N] one per head
-    block=None,         # tile shape, one for both kernels or a (forward, backward) pair (default 64x64)
+    block=None,         # tile shape, one for both kernels or a (forward, backward) pair, the backward's a shape or a (dQ, dK/dV) pair (default 64x64)
 ) -> SparsePlan:
     "A plan that computes exactly the boolean `mask`: [N, N] for every head, or [H, N, N] one per head."
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() not in (2, 3) or mask.shape[-1] != mask.shape[-2]:
@@ -590,7 +594,7 @@ def sparse_plan(
     c:int|None=None,   # the summary width of 'fixed'
     part=None,         # None (the union), 1 or 2, or one per head
     summary=None,      # summary offset of 'fixed', or one per head
-    block=None,        # tile shape, one for both kernels or a (forward, backward) pair (default: `default_blocks`)
+    block=None,        # tile shape, one for both kernels or a (forward, backward) pair, the backward's a shape or a (dQ, dK/dV) pair (default: `default_blocks`)
     device="cpu",      # where the tables live
     head_dim:int=64,   # the head dimension the plan will run at, which picks the default tiles
 ) -> SparsePlan:
