@@ -9,9 +9,9 @@ kernel's warps and stages; the forward keeps the package's tile. First the packa
 the float32 reference at a small shape (B=1, H=4, N=2,048); then at each case every setting's output and gradients are
 checked against the default plan's (relative error under 1e-2), and forward plus backward is timed (median of
 triton.testing.do_bench, `_bench`), each setting twice, alternating, so that a drift of the GPU shows. The package
-now counts query tiles only for query tiles of at most 64 rows, so a 128-row setting with `BWD_RUNS` (10-14% slower in
+now counts query tiles only for query tiles of at most 64 rows, so a 128-row setting with `BWD_RUNS` (0.86-0.91x as fast in
 runs/2026-11-30_bwd_tiles_2337.log) is no longer in the list, and at head dim 128 it does not count either (`--switches
---head-dim 128` found counting 6% slower there: runs/2026-12-01_bwd_switches_d128.log), so that sweep's "runs" settings
+--head-dim 128` found counting 7-8% slower there with unmasked loads on: runs/2026-12-01_bwd_switches_d128.log), so that sweep's "runs" settings
 now time the same kernels as the others.
 
 Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x16384 fixed:8x8x12288] [--head-dim D]
