@@ -15,7 +15,7 @@ runs/2026-11-30_bwd_tiles_2337.log) is no longer in the list, and at head dim 12
 now time the same kernels as the others.
 
 Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x16384 fixed:8x8x12288] [--head-dim D]
-                                  [--switches] [--dry]"""
+                                  [--switches] [--rep MS] [--dry]"""
 import argparse, csv, os, time
 
 # (name, backward tile spec, dK/dV launch (warps, stages) or None for the package's rule, BWD_RUNS, BWD_EVEN)
@@ -38,6 +38,14 @@ STRIDED = [("one 64x64", (64, 64), None, False, False),
            ("dkdv 32x128 w4s3 runs even", ((64, 64), (32, 128)), (4, 3), True, True),
            ("dkdv 16x64 w4s3 runs even", ((64, 64), (16, 64)), (4, 3), True, True)]
 # --switches: the package's own backward tile (None), each switch of the dK/dV kernel on and off
+# --head-dim 128: the package's tiles there are 64x64 for both kernels; the dK/dV kernel's alone, unmasked loads on (at this
+# head dim the package does not count query tiles)
+WIDE = [("one 64x64 even", (64, 64), None, False, True),
+        ("dkdv 32x64 w4s2 even", ((64, 64), (32, 64)), (4, 2), False, True),
+        ("dkdv 32x64 w4s3 even", ((64, 64), (32, 64)), (4, 3), False, True),
+        ("dkdv 32x128 w8s2 even", ((64, 64), (32, 128)), (8, 2), False, True),
+        ("dkdv 64x64 w8s2 even", ((64, 64), (64, 64)), (8, 2), False, True),
+        ("dkdv 16x64 w4s2 even", ((64, 64), (16, 64)), (4, 2), False, True)]
 SWITCHES = [("default, runs even", None, None, True, True), ("default, even", None, None, False, True),
             ("default, runs", None, None, True, False), ("default, neither", None, None, False, False)]
 
@@ -55,10 +63,13 @@ def main(argv=None):
     ap.add_argument("--cases", nargs="+", default=["dense:1x16x16384", "dense:1x16x65536", "fixed:1x16x16384",
                                                    "fixed:1x16x65536", "fixed:8x8x12288", "strided:1x16x16384", "strided:1x16x65536"], metavar="PATTERN:BxHxN")
     ap.add_argument("--head-dim", type=int, default=64, help="D of the cases (the default-plan check keeps 64)")
+    ap.add_argument("--rep", type=float, default=100, help="ms of do_bench's timed loop (default: %(default)s); a call over half of it is timed once")
     ap.add_argument("--switches", action="store_true", help="only the package's default backward tile, with BWD_RUNS and BWD_EVEN each on and off")
     ap.add_argument("--dry", action="store_true", help="through the interpreter on the CPU (fp16, N=512, B=1, H=2), one plain run each")
     args = ap.parse_args(argv)
-    def settings(pat): return SWITCHES if args.switches else STRIDED if pat == "strided" else SETTINGS
+    def settings(pat):
+        if args.switches: return SWITCHES
+        return WIDE if args.head_dim >= 128 else STRIDED if pat == "strided" else SETTINGS
     if args.dry: os.environ["TRITON_INTERPRET"] = "1"   # before the kernels are defined
     import torch
     from sparse_transformer_edu import kernels
@@ -96,7 +107,7 @@ def main(argv=None):
                 fn = lambda q, k, v: sparse_attention(q, k, v, plan, backend="triton")
                 try:
                     err = max(rel_err(a, b) for a, b in zip(grads(fn, q, k, v, do), ref))
-                    ms = _bench(fn, q, k, v, do, True, warmup=10, rep=100) if err < 1e-2 else float("nan")
+                    ms = _bench(fn, q, k, v, do, True, warmup=10, rep=args.rep) if err < 1e-2 else float("nan")
                 except Exception as e:
                     print(f"{case} {name}: {type(e).__name__} {str(e)[:120]}", flush=True); err = ms = float("nan")
                 rows.append(dict(case=case, setting=name, repeat=rep, ms=ms, err=err))

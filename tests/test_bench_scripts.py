@@ -148,6 +148,19 @@ def test_pass_tiles_dry_run(tmp_path):
     assert sum(row[1].startswith('combined') for row in (r.split(',') for r in rows[1:])) == 2, rows
 
 
+def test_bwd_tiles_dry_run(tmp_path):
+    "bench/bwd_tiles.py --dry --switches: the package's backward tiles with each switch of the dK/dV kernel on and off, through the interpreter, equal the default plan's gradients."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': '', 'TRITON_INTERPRET': '1'}
+    r = subprocess.run([sys.executable, 'bench/bwd_tiles.py', str(tmp_path), '--dry', '--switches'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [row.split(',') for row in (tmp_path/'bwd_tiles.csv').read_text().splitlines()]
+    assert rows[0] == ['case', 'setting', 'repeat', 'ms', 'err'], rows[0]
+    assert len(rows) == 1 + 3 * 4, rows   # dense, fixed and strided, four settings each
+    for row in rows[1:]:
+        assert 0 <= float(row[-1]) < 1e-2, row   # a NaN (a setting that failed) fails here too
+
+
 def test_persistent_grid_variant(tmp_path):
     "bench/persistent_grid.py writes a package whose forward loops over its pairs, and that forward is exact through the interpreter."
     r = subprocess.run([sys.executable, 'bench/persistent_grid.py', '2', '--dest', str(tmp_path), '--check'], cwd=ROOT,
