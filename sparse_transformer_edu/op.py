@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from .patterns import token_mask
 from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, plan_passes
-from .plans import attention_reference
+from .plans import attention_reference, arg_key
 from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
 # %% ../nbs/05_kernel_backward.ipynb #ae2d3f64
@@ -129,6 +129,8 @@ def resolve_backend(
     return backend
 
 # %% ../nbs/05_kernel_backward.ipynb #9efd9295
+_CHECKED = set()   # a kind's settings at a shape, as `arg_key` gives them, that passed the checks
+
 def _pattern(pattern, n, heads, stride, c, part, summary):
     "Check a kind and its settings against the input (or a plan against its shape); returns the plan or None."
     if isinstance(pattern, SparsePlan):
@@ -138,7 +140,13 @@ def _pattern(pattern, n, heads, stride, c, part, summary):
         if pattern.heads not in (1, heads): raise ValueError(f"the plan has {pattern.heads} head patterns, but q has {heads} heads")
         return pattern
     stride = 1 if stride is None and pattern == "dense" else stride
+    try: seen = arg_key((pattern, n, heads, stride, c, part, summary))
+    except TypeError: seen = None
+    if seen in _CHECKED: return None   # these settings passed at this shape before
     validate_pattern(pattern, n, stride, c, per_head(part, heads, "part"), per_head(summary, heads, "summary"))
+    if seen is not None:
+        if len(_CHECKED) >= 4096: _CHECKED.clear()
+        _CHECKED.add(seen)
     return None
 
 def _torch_mask(kind, n, heads, stride, c, part, summary, device):

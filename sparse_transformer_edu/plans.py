@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -568,11 +568,18 @@ def plan_from_mask(
 # %% ../nbs/05_kernel_backward.ipynb #6931c36b
 PLAN_CACHE_BYTES = 256 * 2**20   # the most the cached plans (and their copies on other devices) may hold together
 _plan_cache = OrderedDict()
+_PLAN_KEYS = {}   # `sparse_plan`'s arguments seen before -> the cache key they gave
 
 def plan_bytes(plan:SparsePlan) -> int:
     "Memory a plan's tables take, its copies on other devices included."
     own = sum(t.numel() * t.element_size() for t in {id(t): t for t in plan.tables}.values())
     return own + sum(plan_bytes(c) for c in plan.copies.values())
+
+def arg_key(args) -> tuple:
+    "A call's arguments as a dict key: their types, then their values, a tuple or list among them as a key of its own (so True is not 1); TypeError where a value cannot be hashed."
+    key = (*map(type, args), *[arg_key(v) if type(v) in (tuple, list) else v for v in args])
+    hash(key)
+    return key
 
 def _cached(key, build):
     plan = _plan_cache.get(key)
@@ -599,6 +606,14 @@ def sparse_plan(
     head_dim:int=64,   # the head dimension the plan will run at, which picks the default tiles
 ) -> SparsePlan:
     "The plan of pattern `kind` (see `token_mask`) at length `n`; `part` and `summary` may be per-head lists. Cached."
+    seen = None   # the call's arguments as a key, where the device names its index: a call seen before skips to the cache
+    if isinstance(device, torch.device) and (device.type != "cuda" or device.index is not None):
+        try: seen = arg_key((kind, n, heads, stride, c, part, summary, block, device, head_dim))
+        except TypeError: pass
+    key = _PLAN_KEYS.get(seen)
+    if key is not None and (plan := _plan_cache.get(key)) is not None:
+        _plan_cache.move_to_end(key)
+        return plan
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if len(set(zip(parts, sums))) == 1: parts, sums = parts[:1], sums[:1]   # shared by every head
     dev = device_key(device)
@@ -613,4 +628,8 @@ def sparse_plan(
                                   if v is not None and not (k == "l" and kind == "dense")])
         return SparsePlan(n, len(parts), fwd, bwd, _stack_pred(preds), name)
     key = (kind, n, stride, c, tuple(parts), tuple(sums), repr(block), dev)
-    return _cached(key, build)
+    plan = _cached(key, build)
+    if seen is not None:
+        if len(_PLAN_KEYS) >= 4096: _PLAN_KEYS.clear()   # bounded; the plans themselves stay in the cache above
+        _PLAN_KEYS[seen] = key
+    return plan
