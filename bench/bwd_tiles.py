@@ -17,6 +17,7 @@ now time the same kernels as the others.
 Usage: python bench/bwd_tiles.py OUTDIR [--cases dense:1x16x16384 fixed:1x16x16384 fixed:8x8x12288] [--head-dim D]
                                   [--switches] [--rep MS] [--dry]"""
 import argparse, csv, os, time
+from launch_sweep import grads   # this script's folder is on the path when it runs
 
 # (name, backward tile spec, dK/dV launch (warps, stages) or None for the package's rule, BWD_RUNS, BWD_EVEN)
 SETTINGS = [("one 128x64", (128, 64), None, False, False),
@@ -48,13 +49,6 @@ WIDE = [("one 64x64 even", (64, 64), None, False, True),
         ("dkdv 16x64 w4s2 even", ((64, 64), (16, 64)), (4, 2), False, True)]
 SWITCHES = [("default, runs even", None, None, True, True), ("default, even", None, None, False, True),
             ("default, runs", None, None, True, False), ("default, neither", None, None, False, False)]
-
-
-def grads(fn, q, k, v, do):
-    "Output and gradients of one call."
-    leaves = [t.detach().requires_grad_() for t in (q, k, v)]
-    out = fn(*leaves); out.backward(do)
-    return [out.detach()] + [t.grad for t in leaves]
 
 
 def main(argv=None):

@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'kernel_passes', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -277,6 +277,12 @@ def backward_tiles(block) -> tuple:
         return tile_shape(block[0]), tile_shape(block[1])
     return (tile_shape(block),) * 2
 
+def kernel_passes(build, block) -> tuple:
+    "The backward passes `build(tile)` gives: once for both kernels, or for a (dQ, dK/dV) pair of different tiles once per kernel, the dQ kernel's with role 1 and the dK/dV kernel's with role 2."
+    tq, tkv = backward_tiles(block)
+    if tq == tkv: return tuple(build(tq))
+    return tuple(dataclasses.replace(p, role=r) for r, tile in ((1, tq), (2, tkv)) for p in build(tile) if p.role & r)
+
 
 # %% ../nbs/04_kernel_forward.ipynb #c4a2e9d0
 def per_head(value, heads, name) -> list:
@@ -386,21 +392,15 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if kind not in DEFAULT_BLOCKS[kernel]: pattern_predicate(kind, stride=stride)   # names the allowed kinds
     validate_pattern(kind, n, stride, c, parts, sums)
-    block = DEFAULT_BLOCKS[kernel][kind] if block is None else block
-    if kernel == "bwd":
-        tiles = backward_tiles(block)
-        if tiles[0] != tiles[1]:   # each backward kernel with its own tile
-            kw = dict(stride=stride, c=c, part=part, summary=summary, device=device, kernel=kernel)
-            return tuple(dataclasses.replace(p, role=r) for r, tile in zip((1, 2), tiles)
-                         for p in attention_plans(kind, n, heads, block=tile, **kw) if p.role & r)
-        block = tiles[0]
-    block, dev = tile_shape(block), torch.device(device)
-    if len(set(parts)) > 1 or kind in ("dense", "local"):   # one pass over the stacked per-head masks
-        preds = [pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n) for p, s in zip(parts, sums)]
-        if len(set(zip(parts, sums))) == 1: preds = preds[:1]
-        return (build_tile_plan(_stack_pred(preds), len(preds), n, n, block, dev),)
-    if kind == "strided": return tuple(_strided_passes(n, stride, parts[0], block, dev))
-    return tuple(_fixed_passes(n, stride, c, parts[0], sums, block, dev, kernel))
+    block, dev = DEFAULT_BLOCKS[kernel][kind] if block is None else block, torch.device(device)
+    def at(tile):   # the passes at one tile shape
+        if len(set(parts)) > 1 or kind in ("dense", "local"):   # one pass over the stacked per-head masks
+            preds = [pattern_predicate(kind, stride=stride, c=c, part=p, summary=s, n=n) for p, s in zip(parts, sums)]
+            if len(set(zip(parts, sums))) == 1: preds = preds[:1]
+            return (build_tile_plan(_stack_pred(preds), len(preds), n, n, tile, dev),)
+        if kind == "strided": return tuple(_strided_passes(n, stride, parts[0], tile, dev))
+        return tuple(_fixed_passes(n, stride, c, parts[0], sums, tile, dev, kernel))
+    return kernel_passes(at, block) if kernel == "bwd" else at(tile_shape(block))
 
 # %% ../nbs/05_kernel_backward.ipynb #458e6971
 import weakref
@@ -533,12 +533,6 @@ def _blocks(block, default):
         return tile_shape(block[0]), bq if bq == bkv else (bq, bkv)
     return tile_shape(block), tile_shape(block)
 
-def _predicate_passes(pred, heads, n, block, dev):
-    "The backward passes of `pred`: one plan, or with a (dQ, dK/dV) pair of different tiles one plan for each kernel."
-    tiles = backward_tiles(block)
-    if tiles[0] == tiles[1]: return (build_tile_plan(pred, heads, n, n, tiles[0], dev),)
-    return tuple(dataclasses.replace(build_tile_plan(pred, heads, n, n, tile, dev), role=r) for r, tile in zip((1, 2), tiles))
-
 def plan_from_predicate(
     pred,              # pred(i, j) of broadcastable index tensors: True where query i attends to key j
     n:int,             # sequence length
@@ -551,7 +545,7 @@ def plan_from_predicate(
     bf, bb = _blocks(block, ((64, 64), (64, 64)))
     dev = device_key(device)
     fwd = (build_tile_plan(pred, heads, n, n, bf, dev),)
-    bwd = fwd if bb == bf else _predicate_passes(pred, heads, n, bb, dev)
+    bwd = fwd if bb == bf else kernel_passes(lambda tile: (build_tile_plan(pred, heads, n, n, tile, dev),), bb)
     return SparsePlan(n, heads, fwd, bwd, pred, name)
 
 def plan_from_mask(
