@@ -31,20 +31,20 @@ def _programs(dev, tiles):
 
 """
 ARGS = "_map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)"
-LAUNCH = "launch(_attn_fwd, (plan.TQ, B * H), args, consts, _launch_cfg(plan, D), lead=5)"
+LAUNCH = "launch(_attn_fwd, _grid(plan.TQ, B * H, first), args, consts, _launch_cfg(plan, D), lead=5)"
+PLACE = "    slot, b, h = _program(H, HEADS_FIRST)\n"
 CELL = "# %% ../nbs/04_kernel_forward.ipynb #ac42e63f"
 
 
 def patched(src:str, mult:int) -> str:
     "kernels.py with the persistent forward grid of SMs x mult programs."
     start = src.index("@_jit\ndef _attn_fwd(")
-    body = src.index("    bh = tl.program_id(1)\n", start)
+    body = src.index(PLACE, start)
     lut = src.index("\n", src.index("_lut_row(ORDER", body)) + 1
     sig = src[start:body]                                        # the decorator and the signature
     if "qk_scale,\n" not in sig or src.count(ARGS) != 1 or src.count(LAUNCH) != 1 or src.count(CELL) != 1:
         raise SystemExit("kernels.py has changed: the forward kernel's signature or launch is not where this script expects")
-    head = src[body:lut].replace("    bh = tl.program_id(1)\n", "")
-    head = head[:head.index("    tq, start, split, end")] + LOOKUP
+    head = "    b = bh // H\n    h = bh % H\n" + LOOKUP   # the grid's order is this loop's: HEADS_FIRST goes unused
     one = sig.replace("def _attn_fwd(", "def _fwd_one(").replace("qk_scale,\n", "qk_scale, pid, bh,\n") + head
     params = sig[sig.index("(") + 1:sig.index("qk_scale,")] + "qk_scale"   # every argument but the constexprs
     consts = ", ".join(re.findall(r"(\w+): tl.constexpr", sig))
@@ -53,7 +53,7 @@ def patched(src:str, mult:int) -> str:
     src = src[:start] + one + src[lut:]
     src = src.replace(ARGS, ARGS[:-1] + ",\n            plan.TQ, B * H)")
     src = src.replace(LAUNCH, "grid = (_programs(q.device, plan.TQ * B * H), 1) if q.is_cuda else (plan.TQ * B * H, 1)\n    "
-                      + LAUNCH.replace("(plan.TQ, B * H)", "grid"))
+                      + LAUNCH.replace("_grid(plan.TQ, B * H, first)", "grid"))
     return src.replace(CELL, loop + CELL)
 
 

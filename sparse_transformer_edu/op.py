@@ -140,9 +140,12 @@ def _pattern(pattern, n, heads, stride, c, part, summary):
         if pattern.heads not in (1, heads): raise ValueError(f"the plan has {pattern.heads} head patterns, but q has {heads} heads")
         return pattern
     stride = 1 if stride is None and pattern == "dense" else stride
-    try: seen = arg_key((pattern, n, heads, stride, c, part, summary))
-    except TypeError: seen = None
-    if seen in _CHECKED: return None   # these settings passed at this shape before
+    if torch.compiler.is_compiling():   # traced once per graph; a change to the memo here would be a side effect, which
+        seen = None                     # breaks the graph of a recomputed (checkpointed) block
+    else:
+        try: seen = arg_key((pattern, n, heads, stride, c, part, summary))
+        except TypeError: seen = None
+        if seen in _CHECKED: return None   # these settings passed at this shape before
     validate_pattern(pattern, n, stride, c, per_head(part, heads, "part"), per_head(summary, heads, "summary"))
     if seen is not None:
         if len(_CHECKED) >= 4096: _CHECKED.clear()

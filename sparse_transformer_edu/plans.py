@@ -56,6 +56,8 @@ class TilePlan:
     runs: bool = False               # in every row the fully allowed entries name consecutive key tiles, in order (new tables need
                                      # a new value: `full_runs`; a SparsePlan refuses a wrong one, a bare TilePlan is not checked)
     t_runs: bool = False             # the same for the transposed table, which the dK/dV kernel walks (chapter 05)
+    longest: int = 0                 # entries of the longest row of the table (0: not known); with the table's size, how uneven
+    t_longest: int = 0               # a kernel's programs are (chapter 04); and of the transposed table's longest column
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -89,6 +91,10 @@ def full_runs(off, split, col) -> bool:
     row_first = first.repeat_interleave(n)                            # each full entry's first entry in its row
     e = row_first + torch.arange(total, device=col.device) - (n.cumsum(0) - n).repeat_interleave(n)
     return bool((col[e].long() - col[row_first].long() == e - row_first).all())
+
+def _longest(off) -> int:
+    "Entries of a table's longest row, over its heads."
+    return int(off.diff(dim=1).max()) if off.shape[1] > 1 else 0
 
 def pad_map(rows, length):
     "A [1, length] int32 row map: `rows`, then row 0 for the padding."
@@ -134,7 +140,7 @@ def build_tile_plan(pred, heads:int, NQ:int, NK:int, block, device=None, qmap=No
     t_off, t_split, t_row, t_mask, t_order = _csr(tk, tq, TK, heads, h, mid)
     return TilePlan(BM, BN, NQ, NK, lut_off, lut_split, lut_col, lut_mask, order, t_off, t_split, t_row, t_mask, t_order,
                     masks, qmap, kvmap, kv_injective, runs=full_runs(lut_off, lut_split, lut_col),
-                    t_runs=full_runs(t_off, t_split, t_row))
+                    t_runs=full_runs(t_off, t_split, t_row), longest=_longest(lut_off), t_longest=_longest(t_off))
 
 # %% ../nbs/03_reference.ipynb #058bf116
 def mask_predicate(mask):
@@ -406,7 +412,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
 import weakref
 from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
-_PASS_INTS = 10   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs, t_runs
+_PASS_INTS = 12   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs, t_runs, longest, t_longest
 
 # %% ../nbs/05_kernel_backward.ipynb #49269b18
 def flatten_passes(fwd, bwd) -> tuple:
@@ -414,7 +420,8 @@ def flatten_passes(fwd, bwd) -> tuple:
     tabs, ints = [], [len(fwd), len(bwd)]
     for p in (*fwd, *bwd):
         tabs += [getattr(p, f) for f in _PASS_TABLES] + [p.lut_off if m is None else m for m in (p.qmap, p.kvmap)]
-        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs), int(p.t_runs)]
+        ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs), int(p.t_runs),
+                 p.longest, p.t_longest]
     return tuple(tabs), tuple(ints)
 
 def unflatten_passes(tabs, ints) -> tuple:
@@ -422,7 +429,7 @@ def unflatten_passes(tabs, ints) -> tuple:
     T, passes = len(_PASS_TABLES) + 2, []
     for i in range(ints[0] + ints[1]):
         t, m = tabs[i * T:(i + 1) * T], ints[2 + i * _PASS_INTS: 2 + (i + 1) * _PASS_INTS]
-        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8]), bool(m[9])))
+        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8]), bool(m[9]), m[10], m[11]))
     return tuple(passes[:ints[0]]), tuple(passes[ints[0]:])
 
 # %% ../nbs/05_kernel_backward.ipynb #ba493822
@@ -441,6 +448,8 @@ def check_passes(passes, n:int, heads:int):
             if p.nnz and (msk.min() < -1 or msk.max() >= p.masks.shape[0]): raise bad("an entry names a missing tile mask")
         if p.runs and not full_runs(p.lut_off, p.lut_split, p.lut_col): raise bad("runs=True, but its rows' full tiles are not consecutive")
         if p.t_runs and not full_runs(p.t_off, p.t_split, p.t_row): raise bad("t_runs=True, but its key tiles' full query tiles are not consecutive")
+        for name, val, off in (("longest", p.longest, p.lut_off), ("t_longest", p.t_longest, p.t_off)):   # 0: not known
+            if val and val != _longest(off): raise bad(f"{name}={val}, but its longest row has {_longest(off)} entries")
         for m, rows, lim in ((p.qmap, p.TQ * p.BM, n), (p.kvmap, p.TK * p.BN, n)):
             if m is not None and (m.shape[0] not in (1, heads) or m.shape[1] != rows or m.min() < 0 or m.max() >= lim):
                 raise bad(f"a row map of shape {tuple(m.shape)} does not fit {rows} virtual rows of a tensor of {lim}")
@@ -601,7 +610,8 @@ def sparse_plan(
 ) -> SparsePlan:
     "The plan of pattern `kind` (see `token_mask`) at length `n`; `part` and `summary` may be per-head lists. Cached."
     seen = None   # the call's arguments as a key, where the device names its index: a call seen before skips to the cache
-    if isinstance(device, torch.device) and (device.type != "cuda" or device.index is not None):
+    compiling = torch.compiler.is_compiling()   # then no memo or cache order changes: a side effect breaks a recomputed block's graph
+    if isinstance(device, torch.device) and (device.type != "cuda" or device.index is not None) and not compiling:
         try: seen = arg_key((kind, n, heads, stride, c, part, summary, block, device, head_dim))
         except TypeError: pass
     key = _PLAN_KEYS.get(seen)
@@ -622,7 +632,7 @@ def sparse_plan(
                                   if v is not None and not (k == "l" and kind == "dense")])
         return SparsePlan(n, len(parts), fwd, bwd, _stack_pred(preds), name)
     key = (kind, n, stride, c, tuple(parts), tuple(sums), repr(block), dev)
-    plan = _cached(key, build)
+    plan = (_plan_cache.get(key) if compiling else None) or _cached(key, build)
     if seen is not None:
         if len(_PLAN_KEYS) >= 4096: _PLAN_KEYS.clear()   # bounded; the plans themselves stay in the cache above
         _PLAN_KEYS[seen] = key

@@ -161,6 +161,17 @@ def test_bwd_tiles_dry_run(tmp_path):
         assert 0 <= float(row[-1]) < 1e-2, row   # a NaN (a setting that failed) fails here too
 
 
+def test_grid_order_dry_run(tmp_path):
+    "bench/grid_order.py --dry: every grid order gives the same output and gradients, bit for bit, through the interpreter."
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': '', 'TRITON_INTERPRET': '1'}
+    r = subprocess.run([sys.executable, 'bench/grid_order.py', str(tmp_path), '--dry', '--orders', 'auto', 'heads'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [row.split(',') for row in (tmp_path/'grid_order.csv').read_text().splitlines()]
+    assert rows[0] == ['case', 'order', 'bwd', 'round', 'ms', 'same'], rows[0]
+    assert len(rows) == 1 + 3 * 3 * 2 and all(row[-1] == 'True' for row in rows[1:]), rows   # 3 cases x 3 orders x fwd, fwd+bwd
+
+
 def test_persistent_grid_variant(tmp_path):
     "bench/persistent_grid.py writes a package whose forward loops over its pairs, and that forward is exact through the interpreter."
     r = subprocess.run([sys.executable, 'bench/persistent_grid.py', '2', '--dest', str(tmp_path), '--check'], cwd=ROOT,
