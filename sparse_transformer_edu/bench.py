@@ -9,7 +9,7 @@ __all__ = ['PATTERNS', 'SHAPES', 'QUICK_SHAPES', 'TOL', 'SDPA_BACKENDS', 'FLEX_T
            'strided_block_masks', 'flex_with_lse', 'merge_lse', 'strided_two_calls', 'strided_flex_fn', 'CheckFailed',
            'measure', 'ShapeRun', 'planned_compiles', 'run_benchmarks', 'summarize', 'format_table', 'device_line',
            'save_table', 'load_table', 'impl_colors', 'series', 'plot_results', 'plot_shapes', 'density_points',
-           'spread_labels', 'plot_density', 'roofline', 'format_roofline', 'main']
+           'text_box', 'spread_labels', 'plot_density', 'roofline', 'format_roofline', 'main']
 
 # %% ../nbs/11_benchmarks.ipynb #e802550e
 import argparse, csv, math, os, sys, time
@@ -631,6 +631,12 @@ def _renderer(fig):
     if not hasattr(fig.canvas, "get_renderer"): FigureCanvasAgg(fig)
     return fig.canvas.get_renderer()
 
+def text_box(t, renderer):
+    "The drawn box of a text's letters: for an annotation without its leader line, which a moved label draws across its neighbours."
+    import matplotlib.text
+    if hasattr(t, "update_positions"): t.update_positions(renderer)
+    return matplotlib.text.Text.get_window_extent(t, renderer)
+
 def spread_labels(
     fig,            # the figure the labels are drawn in
     labels,         # annotations, each placed by an offset in points
@@ -638,16 +644,16 @@ def spread_labels(
 ) -> int:
     "Move annotation `labels` up, as drawn, until no two overlap; returns how many moved."
     r, placed, moved = _renderer(fig), [], 0
-    for t in sorted(labels, key=lambda t: t.get_window_extent(r).y0):
-        bb, shift = t.get_window_extent(r), 0.0
+    for t in sorted(labels, key=lambda t: text_box(t, r).y0):
+        bb, shift = text_box(t, r), 0.0
         while True:   # above every placed label it would touch: only ever upwards, so this ends
-            hit = [o for o in placed if bb.x1 > o.x0 and bb.x0 < o.x1 and bb.y0 + shift < o.y1 + pad and bb.y1 + shift > o.y0 - pad]
+            hit = [o for o in placed if bb.x1 + pad > o.x0 and bb.x0 < o.x1 + pad and bb.y0 + shift < o.y1 + pad and bb.y1 + shift > o.y0 - pad]
             if not hit: break
             shift = max(o.y1 for o in hit) + pad - bb.y0
         if shift:
             dx, dy = t.xyann
             t.xyann = (dx, dy + shift * 72 / fig.dpi); moved += 1   # pixels to the offset points the label uses
-        placed.append(t.get_window_extent(r))
+        placed.append(text_box(t, r))
     return moved
 
 def plot_density(
