@@ -631,7 +631,10 @@ def _renderer(fig):
     if not hasattr(fig.canvas, "get_renderer"): FigureCanvasAgg(fig)
     return fig.canvas.get_renderer()
 
-def text_box(t, renderer):
+def text_box(
+    t,         # a text or an annotation, drawn in a figure
+    renderer,  # that figure's renderer (`_renderer`)
+):
     "The drawn box of a text's letters: for an annotation without its leader line, which a moved label draws across its neighbours."
     import matplotlib.text
     if hasattr(t, "update_positions"): t.update_positions(renderer)

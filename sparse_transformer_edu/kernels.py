@@ -341,13 +341,14 @@ GRID_ORDER = "auto"   # "auto": heads first where a pass's programs are uneven; 
 UNEVEN = 0.2          # heads first when the longest program is over this share of one slot's work (measured on an H200)
 _slots = {}           # device -> programs a GPU runs at once, taken as two per SM
 
-def grid_order() -> str: return GRID_ORDER
+def grid_order() -> tuple: return GRID_ORDER, UNEVEN   # what picks the order, for the keys of recorded calls
 
 def heads_first(plan, bh:int, transposed:bool=False) -> bool:
     "Whether a pass's kernel over its query tiles (or, `transposed`, its key tiles) for `bh` batches × heads runs on a (B·H, tiles) grid."
     tiles, longest = (plan.TK, plan.t_longest) if transposed else (plan.TQ, plan.longest)
     if GRID_ORDER == "tiles" or tiles > 65535: return False   # a grid's second axis holds 65,535 programs
     if GRID_ORDER == "heads": return True
+    if bh == 0: return False   # an empty batch: no programs
     dev = torch.cuda.current_device() if torch.cuda.is_initialized() else -1   # -1: the interpreter, counted as an H200
     if dev not in _slots: _slots[dev] = 2 * torch.cuda.get_device_properties(dev).multi_processor_count if dev >= 0 else 264
     work = (plan.nnz * bh // plan.HL + tiles * bh) / _slots[dev]   # one slot's share: entries, and one for each program's ends
@@ -377,7 +378,7 @@ def blocksparse_forward(q, k, v, passes, scale=None, out=None):
     out = _empty(q.shape, q.dtype, q.device) if out is None else out
     lse = _empty((B, H, N), torch.float32, q.device)
     call, lay = (q, k, v, out, lse), layout(q, k, v, out)   # lse, made here, follows from q
-    key = None if lay is None else ("fwd", LAUNCH.version, GRID_ORDER, scale, lay, *map(id, passes))
+    key = None if lay is None else ("fwd", LAUNCH.version, grid_order(), scale, lay, *map(id, passes))
     if replay(key, call): return out, lse   # seen before: only the tensors' addresses are new
     with recording(key, passes, call):
         for i, p in enumerate(passes):   # each pass after the first merges its rows into `out`, in place

@@ -35,7 +35,7 @@ def test_gpu_preset_dry_run(tmp_path):
 def test_table2_dry_run(tmp_path):
     "bench/table2.py --dry trains two patterns on a tiny model and writes each one's curve, as it would on the GPU."
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
-    r = subprocess.run([sys.executable, 'bench/table2.py', '3', str(tmp_path), '--dry', '--kinds', 'dense', 'strided',
+    r = subprocess.run([sys.executable, 'bench/table2.py', '6', str(tmp_path), '--dry', '--kinds', 'dense', 'strided',
                         '--evals', '3'], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     for kind in ('dense', 'strided'):
