@@ -31,7 +31,7 @@ def _programs(dev, tiles):
 
 """
 ARGS = "_map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)"
-LAUNCH = "launch(_attn_fwd, _grid(plan.TQ, B * H, first), args, consts, _launch_cfg(plan, D), lead=5)"
+LAUNCH = "launch(_attn_fwd, grid, args, consts, _launch_cfg(plan, D), lead=5)"
 PLACE = "    slot, b, h = _program(H, HEADS_FIRST)\n"
 CELL = "# %% ../nbs/04_kernel_forward.ipynb #ac42e63f"
 
@@ -53,7 +53,7 @@ def patched(src:str, mult:int) -> str:
     src = src[:start] + one + src[lut:]
     src = src.replace(ARGS, ARGS[:-1] + ",\n            plan.TQ, B * H)")
     src = src.replace(LAUNCH, "grid = (_programs(q.device, plan.TQ * B * H), 1) if q.is_cuda else (plan.TQ * B * H, 1)\n    "
-                      + LAUNCH.replace("_grid(plan.TQ, B * H, first)", "grid"))
+                      + LAUNCH)   # replaces the grid `_order` gave
     return src.replace(CELL, loop + CELL)
 
 

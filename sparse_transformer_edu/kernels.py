@@ -356,6 +356,11 @@ def heads_first(plan, bh:int, transposed:bool=False) -> bool:
 
 def _grid(tiles, bh, first): return (bh, tiles) if first else (tiles, bh)
 
+def _order(plan, bh, transposed=False):
+    "A pass's kernel grid and its HEADS_FIRST, from `heads_first`."
+    first = heads_first(plan, bh, transposed)
+    return _grid(plan.TK if transposed else plan.TQ, bh, first), first
+
 def forward_pass(q, k, v, plan:TilePlan, out, lse, merge=False, scale=None):
     "Run one pass of the forward kernel: writes `out` and `lse` ([B, H, N] float32) at the rows the plan covers; with `merge`, folds them into what an earlier pass wrote there."
     if not HAS_TRITON: raise RuntimeError("backend='triton' needs the triton package, which is not installed here; use backend='torch'")
@@ -364,9 +369,9 @@ def forward_pass(q, k, v, plan:TilePlan, out, lse, merge=False, scale=None):
     args = (q, k, v, out, lse, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks,
             plan.order, *_strides(q, k, v, out, lse), _map_stride(plan.qmap), _map_stride(plan.kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, (D ** -0.5 if scale is None else scale) * LOG2E)
-    first = heads_first(plan, B * H)
+    grid, first = _order(plan, B * H)
     consts = dict(**_tiles(plan, D), RUNS=plan.runs, MERGE=merge, FP32=q.dtype == torch.float32, HEADS_FIRST=first)
-    launch(_attn_fwd, _grid(plan.TQ, B * H, first), args, consts, _launch_cfg(plan, D), lead=5)
+    launch(_attn_fwd, grid, args, consts, _launch_cfg(plan, D), lead=5)
     return out, lse
 
 # %% ../nbs/04_kernel_forward.ipynb #cd1edd84
@@ -544,8 +549,8 @@ def _launch_dq(plan, call, first, scale, cfg):
     B, H, N, D = q.shape
     sm_scale = D ** -0.5 if scale is None else scale
     qmap, kvmap = plan.qmap, plan.kvmap
-    first_h = heads_first(plan, B * H)
-    launch(_attn_bwd_dq, _grid(plan.TQ, B * H, first_h),
+    grid, first_h = _order(plan, B * H)
+    launch(_attn_bwd_dq, grid,
            (*call, *_maps(plan), plan.lut_off, plan.lut_split, plan.lut_col, plan.lut_mask, plan.masks, plan.order,
             *_strides(q, k, v, do, lse, dq, out), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.lut_off), _map_stride(plan.lut_split), H, plan.NQ, sm_scale * LOG2E, sm_scale),
@@ -559,8 +564,8 @@ def _launch_dkdv(plan, call, first, scale, cfg):
     B, H, N, D = q.shape
     sm_scale = D ** -0.5 if scale is None else scale
     qmap, kvmap, mapped = plan.qmap, plan.kvmap, plan.kv_injective
-    first_h = heads_first(plan, B * H, transposed=True)
-    launch(_attn_bwd_dkdv, _grid(plan.TK, B * H, first_h),
+    grid, first_h = _order(plan, B * H, transposed=True)
+    launch(_attn_bwd_dkdv, grid,
            (*call, *_maps(plan), plan.t_off, plan.t_split, plan.t_row, plan.t_mask, plan.masks, plan.t_order,
             *_strides(q, k, v, do, lse, dk), _map_stride(qmap), _map_stride(kvmap),
             _map_stride(plan.t_off), _map_stride(plan.t_split), H, plan.NQ, plan.NK, sm_scale * LOG2E, sm_scale),

@@ -587,7 +587,7 @@ def arg_key(args) -> tuple:
 def _cached(key, build):
     plan = _plan_cache.get(key)
     if plan is not None:
-        _plan_cache.move_to_end(key)
+        if not torch.compiler.is_compiling(): _plan_cache.move_to_end(key)   # a traced call changes no order (a side effect)
         return plan
     plan = _plan_cache[key] = build()
     while len(_plan_cache) > 1 and sum(plan_bytes(p) for p in _plan_cache.values()) > PLAN_CACHE_BYTES:
@@ -610,8 +610,8 @@ def sparse_plan(
 ) -> SparsePlan:
     "The plan of pattern `kind` (see `token_mask`) at length `n`; `part` and `summary` may be per-head lists. Cached."
     seen = None   # the call's arguments as a key, where the device names its index: a call seen before skips to the cache
-    compiling = torch.compiler.is_compiling()   # then no memo or cache order changes: a side effect breaks a recomputed block's graph
-    if isinstance(device, torch.device) and (device.type != "cuda" or device.index is not None) and not compiling:
+    if (isinstance(device, torch.device) and (device.type != "cuda" or device.index is not None)
+            and not torch.compiler.is_compiling()):   # a traced call changes no memo: a side effect breaks a recomputed block's graph
         try: seen = arg_key((kind, n, heads, stride, c, part, summary, block, device, head_dim))
         except TypeError: pass
     key = _PLAN_KEYS.get(seen)
@@ -632,7 +632,7 @@ def sparse_plan(
                                   if v is not None and not (k == "l" and kind == "dense")])
         return SparsePlan(n, len(parts), fwd, bwd, _stack_pred(preds), name)
     key = (kind, n, stride, c, tuple(parts), tuple(sums), repr(block), dev)
-    plan = (_plan_cache.get(key) if compiling else None) or _cached(key, build)
+    plan = _cached(key, build)
     if seen is not None:
         if len(_PLAN_KEYS) >= 4096: _PLAN_KEYS.clear()   # bounded; the plans themselves stay in the cache above
         _PLAN_KEYS[seen] = key
