@@ -182,6 +182,17 @@ def test_persistent_grid_variant(tmp_path):
     assert [l.split()[0] for l in r.stdout.splitlines() if l.split()[:1] in (['strided'], ['fixed'])] == ['strided', 'fixed']
 
 
+def test_arith_masks_variant(tmp_path):
+    "bench/arith_masks.py writes a package that computes band-shaped tile masks; through the interpreter it is exact, with bands and with stored masks."
+    r = subprocess.run([sys.executable, 'bench/arith_masks.py', '--dest', str(tmp_path), '--check'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    src = (tmp_path/'arith-masks'/'sparse_transformer_edu'/'kernels.py').read_text()
+    assert src.count('where(_tile_keep(MASKS, mid, BM, BN') == 3 and src.count(', _mask_arg(plan),') == 3
+    paths = {l[28:41].strip() for l in r.stdout.splitlines() if 'errors' in l}
+    assert paths >= {'bands', 'stored'}, r.stdout
+
+
 def _check_errors(script):
     "Run `script --check` (a stand-alone kernel against float64 through the interpreter): the errors of its 'check' lines."
     r = subprocess.run([sys.executable, script, '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
