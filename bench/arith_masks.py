@@ -19,8 +19,9 @@ dense at two tile shapes each (bands), a random mask and a length that is not a 
 forward and backward against float64, and says which path each plan took.
 
 Usage: python bench/arith_masks.py [--dest DIR] [--check]"""
-import argparse, os, shutil, subprocess, sys
+import argparse
 from pathlib import Path
+from persistent_grid import write_variant   # this script's folder is on the path when it runs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,16 +141,7 @@ def main(argv=None):
     ap.add_argument("--check", action="store_true", help="compare the variant with float64 through the interpreter on the CPU")
     args = ap.parse_args(argv)
     src = (ROOT / "sparse_transformer_edu" / "kernels.py").read_text()
-    dest = Path(args.dest) / "arith-masks"
-    if dest.exists(): shutil.rmtree(dest)
-    shutil.copytree(ROOT / "sparse_transformer_edu", dest / "sparse_transformer_edu", ignore=shutil.ignore_patterns("__pycache__"))
-    (dest / "sparse_transformer_edu" / "kernels.py").write_text(patched(src))
-    print(f"wrote {dest}", flush=True)
-    if args.check:
-        env = {**os.environ, "TRITON_INTERPRET": "1", "STE_POISON": "1", "PYTHONPATH": str(dest)}
-        r = subprocess.run([sys.executable, "-c", CHECK], cwd=dest, env=env, capture_output=True, text=True)
-        print(r.stdout, end="", flush=True)
-        if r.returncode: raise SystemExit(f"{r.stderr[-3000:]}arith-masks: the variant does not match the reference")
+    write_variant(Path(args.dest) / "arith-masks", patched(src), CHECK if args.check else None, STE_POISON="1")
 
 
 if __name__ == "__main__": main()

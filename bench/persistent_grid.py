@@ -72,6 +72,18 @@ for kind, kw in (("strided", dict(stride=16)), ("fixed", dict(stride=16, c=4))):
 """
 
 
+def write_variant(dest:Path, kernels_src:str, check:str|None=None, **env):
+    "Copy the working tree's package to DEST with `kernels_src` as its kernels.py; with `check`, run that code on it under the interpreter (extra environment `env`), which must succeed."
+    if dest.exists(): shutil.rmtree(dest)
+    shutil.copytree(ROOT / "sparse_transformer_edu", dest / "sparse_transformer_edu", ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "sparse_transformer_edu" / "kernels.py").write_text(kernels_src)
+    print(f"wrote {dest}", flush=True)
+    if check is None: return
+    r = subprocess.run([sys.executable, "-c", check], cwd=dest, capture_output=True, text=True,
+                       env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(dest), **env})
+    print(r.stdout, end="", flush=True)
+    if r.returncode: raise SystemExit(f"{r.stderr[-3000:]}{dest.name}: the variant does not match the reference")
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("mult", type=int, nargs="+", help="programs per SM of each variant")
@@ -81,16 +93,7 @@ def main(argv=None):
     src = (ROOT / "sparse_transformer_edu" / "kernels.py").read_text()
     for m in args.mult:
         if m < 1: raise SystemExit(f"mult must be at least 1, got {m}")
-        dest = Path(args.dest) / f"persist{m}"
-        if dest.exists(): shutil.rmtree(dest)
-        shutil.copytree(ROOT / "sparse_transformer_edu", dest / "sparse_transformer_edu", ignore=shutil.ignore_patterns("__pycache__"))
-        (dest / "sparse_transformer_edu" / "kernels.py").write_text(patched(src, m))
-        print(f"wrote {dest}", flush=True)
-        if args.check:
-            env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(dest)}
-            r = subprocess.run([sys.executable, "-c", CHECK], cwd=dest, env=env, capture_output=True, text=True)
-            print(r.stdout, end="", flush=True)
-            if r.returncode: raise SystemExit(f"{r.stderr[-2000:]}persist{m}: the forward does not match the reference")
+        write_variant(Path(args.dest) / f"persist{m}", patched(src, m), CHECK if args.check else None)
 
 
 if __name__ == "__main__": main()
