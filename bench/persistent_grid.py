@@ -72,6 +72,32 @@ for kind, kw in (("strided", dict(stride=16)), ("fixed", dict(stride=16, c=4))):
 """
 
 
+def apply_edits(src:str, edits) -> str:
+    "`src` with each (old, new, count) of `edits` done, after checking that `old` occurs exactly `count` times."
+    for old, new, count in edits:
+        if src.count(old) != count:
+            raise SystemExit(f"kernels.py has changed: expected {count} of {old.splitlines()[0].strip()!r}, found {src.count(old)}")
+        src = src.replace(old, new)
+    return src
+
+GRADS_CHECK = """
+import torch
+import sparse_transformer_edu.kernels as K
+from sparse_transformer_edu.plans import sparse_plan, plan_from_mask, attention_reference, rel_err
+from sparse_transformer_edu.patterns import token_mask
+torch.manual_seed(0)
+def errors(plan, mask, n):
+    "Relative errors of a variant's output and gradients (q, k, v) against float64: fp32, B=2, H=2, D=32, fresh inputs."
+    q, k, v, do = (torch.randn(2, 2, n, 32, dtype=torch.float32) for _ in range(4))
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    out, lse = K.blocksparse_forward(*leaves, plan.fwd)
+    grads = K.blocksparse_backward(*leaves, out, lse, do, plan.bwd)
+    ref = [t.double().requires_grad_() for t in (q, k, v)]
+    want = attention_reference(*ref, mask, dtype=torch.float64)[0]
+    want.backward(do.double())
+    return [rel_err(out, want)] + [rel_err(g, r.grad) for g, r in zip(grads, ref)]
+"""   # the start of a variant's check: `errors` runs one plan forward and backward
+
 def write_variant(dest:Path, kernels_src:str, check:str|None=None, **env):
     "Copy the working tree's package to DEST with `kernels_src` as its kernels.py; with `check`, run that code on it under the interpreter (extra environment `env`), which must succeed."
     if dest.exists(): shutil.rmtree(dest)
@@ -83,6 +109,15 @@ def write_variant(dest:Path, kernels_src:str, check:str|None=None, **env):
                        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(dest), **env})
     print(r.stdout, end="", flush=True)
     if r.returncode: raise SystemExit(f"{r.stderr[-3000:]}{dest.name}: the variant does not match the reference")
+
+def variant_main(doc:str, name:str, edits, check:str, argv=None):
+    "The command line of a script that writes one variant: kernels.py with `edits` done, to --dest/NAME; with --check, `check` runs on it under the interpreter with poisoned outputs."
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--dest", default=str(ROOT / ".variants"), help="where the variant goes (default: %(default)s)")
+    ap.add_argument("--check", action="store_true", help="compare the variant with float64 through the interpreter on the CPU")
+    args = ap.parse_args(argv)
+    src = (ROOT / "sparse_transformer_edu" / "kernels.py").read_text()
+    write_variant(Path(args.dest) / name, apply_edits(src, edits), check if args.check else None, STE_POISON="1")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

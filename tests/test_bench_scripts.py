@@ -182,15 +182,27 @@ def test_persistent_grid_variant(tmp_path):
     assert [l.split()[0] for l in r.stdout.splitlines() if l.split()[:1] in (['strided'], ['fixed'])] == ['strided', 'fixed']
 
 
+def _variant(script, name, dest):
+    "Run a variant script with --check into `dest`: its output and the variant's kernels.py."
+    r = subprocess.run([sys.executable, script, '--dest', str(dest), '--check'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout, (dest/name/'sparse_transformer_edu'/'kernels.py').read_text()
+
+
 def test_arith_masks_variant(tmp_path):
     "bench/arith_masks.py writes a package that computes band-shaped tile masks; through the interpreter it is exact, with bands and with stored masks."
-    r = subprocess.run([sys.executable, 'bench/arith_masks.py', '--dest', str(tmp_path), '--check'], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    src = (tmp_path/'arith-masks'/'sparse_transformer_edu'/'kernels.py').read_text()
+    out, src = _variant('bench/arith_masks.py', 'arith-masks', tmp_path)
     assert src.count('where(_tile_keep(MASKS, mid, BM, BN') == 3 and src.count(', _mask_arg(plan),') == 3
-    paths = {l[28:41].strip() for l in r.stdout.splitlines() if 'errors' in l}
-    assert paths >= {'bands', 'stored'}, r.stdout
+    paths = {l[28:41].strip() for l in out.splitlines() if 'errors' in l}
+    assert paths >= {'bands', 'stored'}, out
+
+
+def test_fused_dq_variant(tmp_path):
+    "bench/fused_dq.py writes a package whose dK/dV kernel adds dQ by atomics; through the interpreter it is exact where it fuses and where it does not."
+    out, src = _variant('bench/fused_dq.py', 'fused-dq', tmp_path)
+    assert src.count('tl.atomic_add(dq_ptrs') == 2 and 'if fusable(passes): return _backward_fused(' in src
+    paths = [l.split('errors')[0].split()[-1] for l in out.splitlines() if 'errors' in l]   # 'fused' or '... two kernels'
+    assert paths.count('fused') == 5 and paths.count('kernels') == 1, out
 
 
 def _check_errors(script):
