@@ -8,6 +8,18 @@ Usage: python bench/host_queue.py"""
 import argparse, statistics, time
 
 
+def host_ms(step, rounds=20, calls=10) -> list:
+    "Host milliseconds per call of step(): `calls` calls after a synchronisation, divided by `calls`, for each of `rounds` rounds."
+    import torch
+    per = []
+    for _ in range(rounds):
+        torch.cuda.synchronize(); t = time.perf_counter()
+        for _ in range(calls): step()
+        per.append((time.perf_counter() - t) / calls * 1e3)
+    torch.cuda.synchronize()
+    return per
+
+
 def main(argv=None):
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     import torch
@@ -20,13 +32,7 @@ def main(argv=None):
         def backward(ctx, g): return g, None, None
     cases = {"do-nothing Function": Nothing.apply, "sdpa cudnn": ours["sdpa cudnn"], "fixed": ours["fixed"], "strided": ours["strided"]}
     for name, fn in cases.items():
-        step = stepper(fn, q, k, v, do)
-        per = []
-        for _ in range(20):
-            torch.cuda.synchronize(); t = time.perf_counter()
-            for _ in range(10): step()
-            per.append((time.perf_counter() - t) / 10 * 1e3)
-        torch.cuda.synchronize()
+        per = host_ms(stepper(fn, q, k, v, do))
         print(f"{name:20s} host per fwd+bwd: median {statistics.median(per):.3f} ms, min {min(per):.3f}, max {max(per):.3f}", flush=True)
 
 

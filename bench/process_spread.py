@@ -1,0 +1,56 @@
+"""The rows the host decides, in several fresh processes: how much they move between processes, and whether pinning helps.
+
+Chapter 11 times each row once per process. At N=4,096 an eager forward+backward of ours is decided by the host (the
+GPU waits for launches), and identical code has measured up to 1.4x apart in two processes on one machine. This
+script starts --procs fresh processes for each setting, alternating, and each times, at B=1, H=16, D=64, bf16, with
+chapter 11's step (fresh gradients, `do_bench` median with its cache clearing): our fixed and strided forward+backward
+and SDPA's on cuDNN, and our strided's host time per call with the GPU's queue never full (host_queue.py's measure).
+Settings: `free` (the process as started) and `pinned` (the process and its threads kept to one core, --core, with
+os.sched_setaffinity before torch is imported; the autograd engine's thread, which runs the backward, then shares the
+main thread's core).
+
+Usage: python bench/process_spread.py [--procs 4] [--core 2]"""
+import argparse, json, os, statistics, subprocess, sys, time
+
+CHILD = r"""
+import json, os, statistics, sys
+core = int(sys.argv[1])
+if core >= 0: os.sched_setaffinity(0, {core})
+from triton.testing import do_bench
+from host_trace import cases_4k, stepper
+from host_queue import host_ms
+(q, k, v, do), cases = cases_4k()
+out = {}
+for name in ("fixed", "strided", "sdpa cudnn"):
+    step = stepper(cases[name], q, k, v, do)
+    out[name] = do_bench(step, warmup=25, rep=100, return_mode="median")
+out["strided host"] = statistics.median(host_ms(stepper(cases["strided"], q, k, v, do)))
+out["cpus"] = sorted(os.sched_getaffinity(0))[:4]
+print("RESULT " + json.dumps(out), flush=True)
+"""
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--procs", type=int, default=4, help="fresh processes per setting (default: %(default)s)")
+    ap.add_argument("--core", type=int, default=2, help="the core of the pinned setting (default: %(default)s)")
+    args = ap.parse_args(argv)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    rows = {"free": [], "pinned": []}
+    for i in range(args.procs):
+        for setting, core in (("free", -1), ("pinned", args.core)):
+            t = time.perf_counter()
+            r = subprocess.run([sys.executable, "-c", CHILD, str(core)], env=env, capture_output=True, text=True, timeout=300)
+            line = next((l for l in r.stdout.splitlines() if l.startswith("RESULT ")), None)
+            if line is None: sys.exit(f"{setting} process {i} failed:\n{r.stderr[-3000:]}")
+            res = json.loads(line[7:]); rows[setting].append(res)
+            print(f"{setting:6s} {i}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in res.items())
+                  + f" ({time.perf_counter() - t:.0f} s)", flush=True)
+    print("\nms, median over processes [min - max]")
+    for setting, res in rows.items():
+        print(f"{setting:6s} " + "; ".join(f"{k} {statistics.median(r[k] for r in res):.3f} [{min(r[k] for r in res):.3f} - {max(r[k] for r in res):.3f}]"
+                                       for k in ("fixed", "strided", "sdpa cudnn", "strided host")))
+
+
+if __name__ == "__main__": main()
