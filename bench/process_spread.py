@@ -5,17 +5,20 @@ GPU waits for launches), and identical code has measured up to 1.4x apart in two
 script starts --procs fresh processes for each setting, alternating, and each times, at B=1, H=16, D=64, bf16, with
 chapter 11's step (fresh gradients, `do_bench` median with its cache clearing): our fixed and strided forward+backward
 and SDPA's on cuDNN, and our strided's host time per call with the GPU's queue never full (host_queue.py's measure).
-Settings: `free` (the process as started) and `pinned` (the process and its threads kept to one core, --core, with
+Settings: `free` (the process as started), `pinned` (the process and its threads kept to one core, --core, with
 os.sched_setaffinity before torch is imported; the autograd engine's thread, which runs the backward, then shares the
-main thread's core).
+main thread's core) and `caller` (the process as started, with `torch.autograd.set_multithreading_enabled(False)`, so
+that the backward runs on the calling thread and no work is handed between threads).
 
-Usage: python bench/process_spread.py [--procs 4] [--core 2]"""
+Usage: python bench/process_spread.py [--procs 4] [--core 2] [--settings free pinned caller]"""
 import argparse, json, os, statistics, subprocess, sys, time
 
 CHILD = r"""
 import json, os, statistics, sys
-core = int(sys.argv[1])
+core, caller = int(sys.argv[1]), sys.argv[2] == "caller"
 if core >= 0: os.sched_setaffinity(0, {core})
+import torch
+if caller: torch.autograd.set_multithreading_enabled(False)   # this thread's backward runs on this thread
 from triton.testing import do_bench
 from host_trace import cases_4k, stepper
 from host_queue import host_ms
@@ -34,14 +37,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--procs", type=int, default=4, help="fresh processes per setting (default: %(default)s)")
     ap.add_argument("--core", type=int, default=2, help="the core of the pinned setting (default: %(default)s)")
+    ap.add_argument("--settings", nargs="+", choices=("free", "pinned", "caller"), default=["free", "pinned", "caller"],
+                    help="the settings to alternate (default: %(default)s)")
     args = ap.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
-    rows = {"free": [], "pinned": []}
+    settings = {"free": (-1, "engine"), "pinned": (args.core, "engine"), "caller": (-1, "caller")}
+    chosen = {k: settings[k] for k in args.settings}
+    rows = {k: [] for k in chosen}
     for i in range(args.procs):
-        for setting, core in (("free", -1), ("pinned", args.core)):
+        for setting, (core, thread) in chosen.items():
             t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-c", CHILD, str(core)], env=env, capture_output=True, text=True, timeout=300)
+            r = subprocess.run([sys.executable, "-c", CHILD, str(core), thread], env=env, capture_output=True, text=True, timeout=300)
             line = next((l for l in r.stdout.splitlines() if l.startswith("RESULT ")), None)
             if line is None: sys.exit(f"{setting} process {i} failed:\n{r.stderr[-3000:]}")
             res = json.loads(line[7:]); rows[setting].append(res)
