@@ -18,7 +18,8 @@ With --check, the variant runs in a fresh process under Triton's interpreter wit
 dense at two tile shapes each (bands), a random mask and a length that is not a multiple of the tile (stored masks),
 forward and backward against float64, and says which path each plan took.
 
-Timed on an H200 on 2026-12-01: strided's forward 10-12% slower, nothing else moved beyond 1% (bench/NOTES.md).
+Timed on an H200 on 2026-12-01: strided's forward 10-12% slower, its forward plus backward 0-2%, no fixed or dense row
+beyond 1% (bench/NOTES.md).
 
 Usage: python bench/arith_masks.py [--dest DIR] [--check]"""
 from persistent_grid import GRADS_CHECK, variant_main   # this script's folder is on the path when it runs

@@ -4,20 +4,21 @@ The package's backward runs two kernels per pass: dK/dV (a program per key tile,
 program per query tile, walking its key tiles), which recomputes the scores and dP the first already had: seven matrix
 products per tile. The dK/dV kernel can instead form dS·K, a query tile's share of dQ from this key tile, and add it to
 a float32 buffer with relaxed atomic adds: five products per tile, plus a kernel for Δ = rowsum(dO·O) before it (the
-dQ kernel computed Δ before) and a cast of the buffer at the end. Measured in 2026-11-30's `bwd-fused` branch on every
-pass, that was 3–13% slower for dense and fixed and 8% faster for strided at 65,536, where a key tile meets only a few
-query tiles and each kernel's programs are short.
+dQ kernel computed Δ before) and a cast of the buffer at the end. Measured on 2026-11-30 on every pass, with one tile
+for both backward kernels (bench/NOTES.md, "Backward: dQ inside the dK/dV kernel"), that was 3–13% slower for dense
+and fixed and 8% faster for strided at 65,536, where a key tile meets only a few query tiles.
 
 This variant fuses a backward call only when every pass that computes dK and dV stores its keys one-to-one and has
 at most STE_FUSE_MAX (default 16) table entries per key tile on average, and each dQ-only pass has a dK/dV-only twin
 (the same pass at the other kernel's tile), which then stands for both. At the protocol's shapes that is strided (its
 two passes at the dK/dV kernel's 32x64 tile); fixed and dense stay as they are. A fused call is not recorded for
-replay. The variant goes to DEST/fused-dq (default .variants/fused-dq). Timed on an H200 on 2026-12-01: 9% slower for
-strided at 65,536 (bench/NOTES.md).
+replay. The variant goes to DEST/fused-dq (default .variants/fused-dq). Timed on an H200 on 2026-12-01: 9–10% slower
+for strided at 65,536 (bench/NOTES.md).
 
 With --check, the variant runs in a fresh process under Triton's interpreter with poisoned outputs, forward and
 backward against float64, and says which path each call took: strided at three tile settings (one with a dK/dV tile
-of its own), strided at a length that is not a multiple of the tile, and dense at 256 (all fused), and fixed (not).
+of its own), strided at a length that is not a multiple of the tile, dense at 256 and a random mask with empty rows (all
+fused), and fixed (not).
 
 Usage: python bench/fused_dq.py [--dest DIR] [--check]"""
 from persistent_grid import GRADS_CHECK, variant_main   # this script's folder is on the path when it runs
@@ -26,10 +27,16 @@ FUSED = '''
 FUSE_MAX = float(os.environ.get("STE_FUSE_MAX", "16"))   # table entries per key tile, on average, up to which a call fuses dQ
 fused_calls = [0]
 
+def _twins(a, b) -> bool:
+    "Whether passes a (dQ only) and b (dK/dV only) are one pass at two tiles: the same virtual rows and keys, mapped alike."
+    return (a.NQ, a.NK, a.qmap is None, a.kvmap is None) == (b.NQ, b.NK, b.qmap is None, b.kvmap is None)
+
 def fusable(passes) -> bool:
-    "Whether a backward call adds dQ inside its dK/dV kernels: every pass that computes dK and dV stores its keys one-to-one and has short key columns, and each dQ-only pass has a dK/dV-only twin (the same pass at the other kernel's tile)."
+    "Whether a backward call adds dQ inside its dK/dV kernels: every pass that computes dK and dV stores its keys one-to-one and has short key columns, and the dQ-only passes and the dK/dV-only ones pair up in order as twins."
     kv = [p for p in passes if p.role & 2]
-    return all(p.kv_injective and p.nnz <= FUSE_MAX * p.HL * p.TK for p in kv) and sum(p.role == 1 for p in passes) == sum(p.role == 2 for p in passes)
+    dq_only, kv_only = [p for p in passes if p.role == 1], [p for p in passes if p.role == 2]
+    return (all(p.kv_injective and p.nnz <= FUSE_MAX * p.HL * p.TK for p in kv) and len(dq_only) == len(kv_only)
+            and all(_twins(a, b) for a, b in zip(dq_only, kv_only)))
 
 @_jit
 def _bwd_delta(O, DO, DELTA, sob, soh, son, sdb, sdh, sdn, slb, slh, H, N, D: tl.constexpr, BM: tl.constexpr):
@@ -109,6 +116,9 @@ for block in ((16, 16), ((32, 16), (16, 32)), ((32, 32), ((32, 32), (16, 32)))):
 check("strided, n=120, 16x16 tiles", sparse_plan("strided", 120, 2, stride=8, block=16), token_mask("strided", 120, stride=8), 120, True)
 check("fixed (16, 16)", sparse_plan("fixed", 128, 2, block=16, stride=32, c=8), token_mask("fixed", 128, stride=32, c=8), 128, False)
 check("dense (16, 16)", sparse_plan("dense", 256, 2, block=16, stride=1), token_mask("dense", 256, stride=1), 256, True)
+rnd = torch.rand(2, 96, 96) < 0.2
+rnd[:, 5], rnd[:, :, 48:64] = False, False   # an empty row, and a whole key tile no row reads, in both heads
+check("random mask, two heads", plan_from_mask(rnd, block=16), rnd, 96, True)
 """
 
 

@@ -202,7 +202,7 @@ def test_fused_dq_variant(tmp_path):
     out, src = _variant('bench/fused_dq.py', 'fused-dq', tmp_path)
     assert src.count('tl.atomic_add(dq_ptrs') == 2 and 'if fusable(passes): return _backward_fused(' in src
     paths = [l.split('errors')[0].split()[-1] for l in out.splitlines() if 'errors' in l]   # 'fused' or '... two kernels'
-    assert paths.count('fused') == 5 and paths.count('kernels') == 1, out
+    assert paths.count('fused') == 6 and paths.count('kernels') == 1, out
 
 
 def _check_errors(script):
