@@ -1,7 +1,7 @@
 """The rows the host decides, in several fresh processes: how much they move between processes, and whether pinning helps.
 
 Chapter 11 times each row once per process. At N=4,096 an eager forward+backward of ours is decided by the host (the
-GPU waits for launches), and identical code has measured up to 1.4x apart in two processes on one machine. This
+GPU waits for launches), and the same kernels have measured up to 1.9x apart in two processes on one machine. This
 script starts --procs fresh processes for each setting, alternating, and each times, at B=1, H=16, D=64, bf16, with
 chapter 11's step (fresh gradients, `do_bench` median with its cache clearing): our fixed and strided forward+backward
 and SDPA's on cuDNN, and our strided's host time per call with the GPU's queue never full (host_queue.py's measure).
@@ -23,11 +23,9 @@ from triton.testing import do_bench
 from host_trace import cases_4k, stepper
 from host_queue import host_ms
 (q, k, v, do), cases = cases_4k()
-out = {}
-for name in ("fixed", "strided", "sdpa cudnn"):
-    step = stepper(cases[name], q, k, v, do)
-    out[name] = do_bench(step, warmup=25, rep=100, return_mode="median")
-out["strided host"] = statistics.median(host_ms(stepper(cases["strided"], q, k, v, do)))
+steps = {name: stepper(cases[name], q, k, v, do) for name in ("fixed", "strided", "sdpa cudnn")}
+out = {name: do_bench(step, warmup=25, rep=100, return_mode="median") for name, step in steps.items()}
+out["strided host"] = statistics.median(host_ms(steps["strided"]))
 out["cores allowed"] = len(os.sched_getaffinity(0))
 print("RESULT " + json.dumps(out), flush=True)
 """

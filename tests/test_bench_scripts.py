@@ -189,19 +189,23 @@ def _variant(script, name, dest):
     return r.stdout, (dest/name/'sparse_transformer_edu'/'kernels.py').read_text()
 
 
+def _paths(out):
+    "The path column of a variant check's lines: the word before 'errors' ('bands', 'stored', 'fused', 'kernels' of 'two kernels')."
+    return [l.split('errors')[0].split()[-1] for l in out.splitlines() if 'errors' in l]
+
+
 def test_arith_masks_variant(tmp_path):
     "bench/arith_masks.py writes a package that computes band-shaped tile masks; through the interpreter it is exact, with bands and with stored masks."
     out, src = _variant('bench/arith_masks.py', 'arith-masks', tmp_path)
     assert src.count('where(_tile_keep(MASKS, mid, BM, BN') == 3 and src.count(', _mask_arg(plan),') == 3
-    paths = {l[28:41].strip() for l in out.splitlines() if 'errors' in l}
-    assert paths >= {'bands', 'stored'}, out
+    assert set(_paths(out)) >= {'bands', 'stored'}, out
 
 
 def test_fused_dq_variant(tmp_path):
     "bench/fused_dq.py writes a package whose dK/dV kernel adds dQ by atomics; through the interpreter it is exact where it fuses and where it does not."
     out, src = _variant('bench/fused_dq.py', 'fused-dq', tmp_path)
     assert src.count('tl.atomic_add(dq_ptrs') == 2 and 'if fusable(passes): return _backward_fused(' in src
-    paths = [l.split('errors')[0].split()[-1] for l in out.splitlines() if 'errors' in l]   # 'fused' or '... two kernels'
+    paths = _paths(out)
     assert paths.count('fused') == 6 and paths.count('kernels') == 1, out
 
 
