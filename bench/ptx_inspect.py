@@ -7,7 +7,12 @@ and counts in its PTX: Hopper warp-group matrix products (wgmma), the older warp
 copies (cp.async: software-pipelined loads) and tensor-memory-accelerator copies (TMA). It also gives the shared memory.
 bf16, D=64, N=--n. The code is the one the installed Triton generates; the GPU machine's Triton may differ.
 
-Usage: python bench/ptx_inspect.py [--n 1024] [--kinds fixed strided dense]"""
+With --sequence KERNEL it prints instead, for each captured launch of that kernel, the order of the PTX's matrix
+products and waits: MMA (wgmma.mma_async), C (commit_group), WAITn (wait_group n: wait until at most n groups are
+outstanding), E (ex2, one exponential), cpW (a wait for asynchronous copies), B (bar.sync) and the block labels, runs
+of one kind counted (MMAx8). A product whose wait comes only after the exponentials could run alongside them.
+
+Usage: python bench/ptx_inspect.py [--n 1024] [--kinds fixed strided dense] [--sequence _attn_fwd]"""
 import argparse, re
 
 
@@ -56,16 +61,44 @@ def ptx_counts(ptx:str) -> dict:
             "cp.async": len(re.findall(r"\bcp\.async\.c[ag]\.", ptx)), "tma": len(re.findall(r"\bcp\.async\.bulk\.tensor", ptx))}
 
 
+def ptx_sequence(ptx:str) -> str:
+    "The order of matrix products, their commits and waits, exponentials, copy waits, barriers and block labels in `ptx`, runs counted."
+    kinds = ((r"^\$L__BB\w+:", None), (r"\bwgmma\.mma_async", "MMA"), (r"\bwgmma\.commit_group", "C"),
+             (r"\bwgmma\.wait_group\.sync\.aligned\s+(\d+)", "WAIT"), (r"^ex2\.", "E"),
+             (r"\bcp\.async\.(bulk\.)?wait", "cpW"), (r"\bbar\.sync", "B"))
+    seq = []
+    for line in ptx.splitlines():
+        l = line.strip()
+        for pat, name in kinds:
+            m = re.search(pat, l)
+            if m:
+                seq.append(l.split(":")[0] if name is None else name + (m.group(1) if name == "WAIT" else ""))
+                break
+    out = []
+    for s in seq:
+        if out and out[-1][0] == s: out[-1][1] += 1
+        else: out.append([s, 1])
+    return " ".join(s if n == 1 else f"{s}x{n}" for s, n in out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1024, help="sequence length of the captured calls (default: %(default)s)")
     ap.add_argument("--kinds", nargs="+", default=["fixed", "strided", "dense"], help="patterns (default: %(default)s)")
+    ap.add_argument("--sequence", metavar="KERNEL", help="print the order of products, waits and exponentials in KERNEL's PTX instead")
     args = ap.parse_args(argv)
     import os
     os.environ.pop("TRITON_INTERPRET", None)   # the kernels must be JIT functions, not interpreted ones
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import triton
     print(f"triton {triton.__version__}, target sm_90, bf16, D=64, N={args.n}")
+    if args.sequence:
+        for kind in args.kinds:
+            for (name, _), (kernel, a, consts, opts) in capture_launches(kind, args.n).items():
+                if name != args.sequence: continue
+                c = compile_sm90(kernel, a, consts, opts)
+                print(f"{kind} {name} {consts} {opts} shared {c.metadata.shared} bytes\n{ptx_sequence(c.asm['ptx'])}", flush=True)
+        return
     print(f"{'pattern':8s} {'kernel':16s} {'maps':>5s} {'tile':>7s} {'warps':>5s} {'stages':>6s} {'shared':>7s} {'wgmma':>6s} {'mma.sync':>8s} {'cp.async':>8s} {'tma':>4s}")
     for kind in args.kinds:
         for (name, _), (kernel, a, consts, opts) in capture_launches(kind, args.n).items():

@@ -103,6 +103,21 @@ def test_ptx_inspect_fixed():
     assert ('_attn_bwd_dkdv', '-') in rows and ('_attn_bwd_dq', 'k') in rows, sorted(rows)
 
 
+def test_ptx_sequence():
+    "bench/ptx_inspect.py --sequence reads the order of products, waits and exponentials: the dense forward's loop waits for Q K^T before its exponentials and leaves P V running."
+    sys.path.insert(0, str(ROOT/'bench'))
+    from ptx_inspect import ptx_sequence
+    ptx = "$L__BB0_1:\n wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {};\n wgmma.mma_async.sync.aligned {};\n wgmma.commit_group.sync.aligned;\n wgmma.wait_group.sync.aligned 0;\n ex2.approx.f32 %f1, %f2;\n ex2.approx.f32 %f3, %f4;\n bar.sync 0;"
+    assert ptx_sequence(ptx) == '$L__BB0_1 MMAx2 C WAIT0 Ex2 B'
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
+    env.pop('TRITON_INTERPRET', None)
+    r = subprocess.run([sys.executable, 'bench/ptx_inspect.py', '--kinds', 'dense', '--n', '512', '--sequence', '_attn_fwd'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    seq = r.stdout.splitlines()[-1]
+    assert 'MMAx8 C WAIT0 Ex' in seq and 'MMAx16 C B' in seq, seq
+
+
 def test_variants_prepare_and_read():
     "bench/variants.py prepare writes a revision's package under .variants/; the table reader finds our kernels' rows."
     sys.path.insert(0, str(ROOT/'bench'))
@@ -190,7 +205,7 @@ def _variant(script, name, dest):
 
 
 def _paths(out):
-    "The path column of a variant check's lines: the word before 'errors' ('bands', 'stored', 'fused', 'kernels' of 'two kernels')."
+    "The path column of a variant check's lines: the word before 'errors' ('bands', 'stored', 'fused', 'kernels' of 'two kernels', 'ahead', 'short')."
     return [l.split('errors')[0].split()[-1] for l in out.splitlines() if 'errors' in l]
 
 
@@ -241,3 +256,10 @@ def test_ptxas_regs_fixed():
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = [l for l in r.stdout.splitlines() if ' regs ' in l]
     assert len(rows) == 4 and all(0 < int(l.split(' regs ')[1].split()[0]) <= 255 for l in rows), r.stdout
+
+
+def test_qk_ahead_variant(tmp_path):
+    "bench/qk_ahead.py writes a package whose forward starts the next tile's scores before the current softmax; through the interpreter it is exact, with the look-ahead loop run."
+    out, src = _variant('bench/qk_ahead.py', 'qk-ahead', tmp_path)
+    assert src.count('s_next = _mm(q_tile, tl.trans(k_next), FP32)') == 1 and src.count('def _fwd_probs(') == 1
+    assert _paths(out).count('ahead') >= 4, out
