@@ -263,3 +263,12 @@ def test_qk_ahead_variant(tmp_path):
     out, src = _variant('bench/qk_ahead.py', 'qk-ahead', tmp_path)
     assert src.count('s_next = _mm(q_tile, tl.trans(k_next), FP32)') == 1 and src.count('def _fwd_probs(') == 1
     assert _paths(out).count('ahead') >= 4, out
+
+
+def test_pv_behind_variant(tmp_path):
+    "bench/pv_behind.py writes packages whose forward adds P V one trip late; through the interpreter it is exact, with that loop run."
+    out, src = _variant('bench/pv_behind.py', 'pv-behind', tmp_path)
+    assert src.count('_mm(p_prev.to(v_prev.dtype), v_prev, FP32)') == 1 and src.count('def _online_probs(') == 1
+    assert _paths(out).count('ahead') >= 4, out
+    w8 = (tmp_path/'pv-behind-w8'/'sparse_transformer_edu'/'kernels.py').read_text()
+    assert '("fwd", 128, 128, 64): dict(num_warps=8' in w8 and '("fwd", 128, 128, 64)' not in src
