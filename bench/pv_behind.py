@@ -17,13 +17,15 @@ loop. Holding a second score tile costs registers: at 4 warps the forward spills
 20-40 for the package's), at 8 warps it fits (225 registers, no spills; `ptxas -v` for sm_90a).
 
 Two variants: `pv-behind` (the package's launch settings: 4 warps for the forward at D=64) and `pv-behind-w8` (8 warps
-there). They go to DEST/NAME (default .variants/NAME).
+there). They go to DEST/NAME (default .variants/NAME). With --controls, three more, to tell the overlap from its price:
+`main-w8` (the package with 8 warps for that forward), `main-bn64` (the package with 128x64 forward tiles for dense and
+fixed, where a score tile takes half the registers) and `pv-behind-bn64` (the late P V at those tiles and 4 warps).
 
 With --check, the first variant runs in a fresh process under Triton's interpreter with poisoned outputs: fixed,
 strided and dense at two tile shapes each, a mask with holes, an empty row and a length that is not a multiple of the
 tile, forward and backward against float64.
 
-Usage: python bench/pv_behind.py [--dest DIR] [--check]"""
+Usage: python bench/pv_behind.py [--dest DIR] [--check] [--controls]"""
 import argparse
 from pathlib import Path
 from persistent_grid import ROOT, apply_edits, write_variant   # this script's folder is on the path when it runs
@@ -71,6 +73,7 @@ EDITS = [   # (old, new, count): text of kernels.py and what the variant has the
     ("\n# %% ../nbs/04_kernel_forward.ipynb #96123cf4\n@_jit\ndef _attn_fwd(", HELPER, 1),
     (LOOP_OLD, LOOP_NEW, 1),
 ]
+BN64 = ('DEFAULT_BLOCKS = {"fwd": {"dense": (128, 128), "fixed": (128, 128),', 'DEFAULT_BLOCKS = {"fwd": {"dense": (128, 64), "fixed": (128, 64),', 1)
 W8 = ('LAUNCH = Settings({("fwd", 128, 64, 128): dict(num_warps=4, num_stages=2),',
       'LAUNCH = Settings({("fwd", 128, 64, 128): dict(num_warps=4, num_stages=2), ("fwd", 128, 128, 64): dict(num_warps=8, num_stages=3),', 1)
 
@@ -79,10 +82,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dest", default=str(ROOT / ".variants"), help="where the variants go (default: %(default)s)")
     ap.add_argument("--check", action="store_true", help="compare the first variant with float64 through the interpreter on the CPU")
+    ap.add_argument("--controls", action="store_true", help="also write main-w8, main-bn64 and pv-behind-bn64")
     args = ap.parse_args(argv)
     src = (ROOT / "sparse_transformer_edu" / "kernels.py").read_text()
     write_variant(Path(args.dest) / "pv-behind", apply_edits(src, EDITS), CHECK if args.check else None, STE_POISON="1")
     write_variant(Path(args.dest) / "pv-behind-w8", apply_edits(src, EDITS + [W8]))
+    if not args.controls: return
+    write_variant(Path(args.dest) / "main-w8", apply_edits(src, [W8]))
+    plans = (ROOT / "sparse_transformer_edu" / "plans.py").read_text()
+    for name, edits in (("main-bn64", []), ("pv-behind-bn64", EDITS)):
+        dest = Path(args.dest) / name
+        write_variant(dest, apply_edits(src, edits))
+        (dest / "sparse_transformer_edu" / "plans.py").write_text(apply_edits(plans, [BN64]))
 
 
 if __name__ == "__main__": main()

@@ -267,8 +267,14 @@ def test_qk_ahead_variant(tmp_path):
 
 def test_pv_behind_variant(tmp_path):
     "bench/pv_behind.py writes packages whose forward adds P V one trip late; through the interpreter it is exact, with that loop run."
-    out, src = _variant('bench/pv_behind.py', 'pv-behind', tmp_path)
+    out, src = _variant('bench/pv_behind.py', 'pv-behind', tmp_path)   # --check; the controls below are written without it
     assert src.count('_mm(p_prev.to(v_prev.dtype), v_prev, FP32)') == 1 and src.count('def _online_probs(') == 1
     assert _paths(out).count('ahead') >= 4, out
     w8 = (tmp_path/'pv-behind-w8'/'sparse_transformer_edu'/'kernels.py').read_text()
     assert '("fwd", 128, 128, 64): dict(num_warps=8' in w8 and '("fwd", 128, 128, 64)' not in src
+    r = subprocess.run([sys.executable, 'bench/pv_behind.py', '--dest', str(tmp_path/'c'), '--controls'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    pkg = lambda name, f: (tmp_path/'c'/name/'sparse_transformer_edu'/f).read_text()
+    assert '"fwd": {"dense": (128, 64), "fixed": (128, 64),' in pkg('main-bn64', 'plans.py') and '_online_probs' not in pkg('main-bn64', 'kernels.py')
+    assert '"fwd": {"dense": (128, 64), "fixed": (128, 64),' in pkg('pv-behind-bn64', 'plans.py') and '_online_probs' in pkg('pv-behind-bn64', 'kernels.py')
+    assert 'dict(num_warps=8, num_stages=3),' in pkg('main-w8', 'kernels.py') and '_online_probs' not in pkg('main-w8', 'kernels.py')
