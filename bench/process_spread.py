@@ -10,8 +10,8 @@ os.sched_setaffinity before torch is imported; the autograd engine's thread, whi
 main thread's core) and `caller` (the process as started, with `torch.autograd.set_multithreading_enabled(False)`, so
 that the backward runs on the calling thread and no work is handed between threads).
 
-Timed on H200 machines on 2026-12-01 (bench/NOTES.md): by the medians of four processes, one core took fixed and strided
-from 0.77-0.78x SDPA to 1.96-2.01x, the backward on the calling thread to 1.66-1.69x; SDPA did not move.
+Timed on H200 machines on 2026-12-01 (bench/NOTES.md), as SDPA's median over ours, four processes each: one core took
+fixed and strided from 0.77-0.78x SDPA to 1.96-2.01x, the backward on the calling thread to 1.66-1.69x; SDPA did not move.
 
 Usage: python bench/process_spread.py [--procs 4] [--core 2] [--settings free pinned caller]"""
 import argparse, json, os, statistics, subprocess, sys, time

@@ -7,7 +7,8 @@ and counts in its PTX: Hopper warp-group matrix products (wgmma), the older warp
 copies (cp.async: software-pipelined loads) and tensor-memory-accelerator copies (TMA). It also gives the shared memory.
 bf16, D=64, N=--n. The code is the one the installed Triton generates; the GPU machine's Triton may differ.
 
-With --sequence KERNEL it prints instead, for each captured launch of that kernel, the order of the PTX's matrix
+With --sequence KERNEL it prints instead, for each captured launch of that kernel, its registers and spills (Triton's
+own `ptxas -v` for sm_90a) and the order of the PTX's matrix
 products and waits: MMA (wgmma.mma_async), C (commit_group), WAITn (wait_group n: wait until at most n groups are
 outstanding), E (ex2, one exponential), cpW (a wait for asynchronous copies), B (bar.sync) and the block labels, runs
 of one kind counted (MMAx8). A product whose wait comes only after the exponentials could run alongside them.
@@ -93,11 +94,14 @@ def main(argv=None):
     import triton
     print(f"triton {triton.__version__}, target sm_90, bf16, D=64, N={args.n}")
     if args.sequence:
+        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
         for kind in args.kinds:
             for (name, _), (kernel, a, consts, opts) in capture_launches(kind, args.n).items():
                 if name != args.sequence: continue
                 c = compile_sm90(kernel, a, consts, opts)
-                print(f"{kind} {name} {consts} {opts} shared {c.metadata.shared} bytes\n{ptx_sequence(c.asm['ptx'])}", flush=True)
+                regs, st, ld = ptxas_stats(c.asm["ptx"])
+                print(f"{kind} {name} {consts} {opts} shared {c.metadata.shared} bytes, {regs} registers, spills {st}/{ld} bytes stored/loaded\n"
+                      f"{ptx_sequence(c.asm['ptx'])}", flush=True)
         return
     print(f"{'pattern':8s} {'kernel':16s} {'maps':>5s} {'tile':>7s} {'warps':>5s} {'stages':>6s} {'shared':>7s} {'wgmma':>6s} {'mma.sync':>8s} {'cp.async':>8s} {'tma':>4s}")
     for kind in args.kinds:

@@ -11,10 +11,10 @@ Partly covered tiles and the backward are as in the package.
 
 The form matters to the compiler (`bench/ptx_inspect.py --sequence _attn_fwd`): with P(e-1) carried in float32 and cast
 at the product, the loop compiles to `MMAx8 C WAIT0 MMAx16 C Ex132`, P V left running through the exponentials. Carried
-already cast to bf16, the same loop waits for P V at once (its register operand is then a value carried round the
-loop), and in the transposed form O^T += V^T P^T the product waits for P^T, which is written to shared memory inside the
-loop. Holding a second score tile costs registers: at 4 warps the forward spills (about 760 bytes a thread, against
-20-40 for the package's), at 8 warps it fits (225 registers, no spills; `ptxas -v` for sm_90a).
+already cast to bf16, the same loop waited for P V at once, and so did the transposed form O^T += V^T P^T (both read on
+Triton 3.9 and not kept). Holding a second score tile costs registers (`ptxas -v` for sm_90a): at 4 warps the forward
+spills 756-824 bytes a thread on Triton 3.9, against 20-40 for the package's; at 8 warps it fits, 216-218 registers and no
+spills on the H200 machine's Triton 3.6.
 
 Two variants: `pv-behind` (the package's launch settings: 4 warps for the forward at D=64) and `pv-behind-w8` (8 warps
 there). They go to DEST/NAME (default .variants/NAME). With --controls, three more, to tell the overlap from its price:
@@ -24,6 +24,9 @@ fixed, where a score tile takes half the registers) and `pv-behind-bn64` (the la
 With --check, the first variant runs in a fresh process under Triton's interpreter with poisoned outputs: fixed,
 strided and dense at two tile shapes each, a mask with holes, an empty row and a length that is not a multiple of the
 tile, forward and backward against float64.
+
+Timed on an H200 on 2026-12-01 (bench/NOTES.md): at 8 warps dense's forward ran at 0.88-0.90x of the package's and
+fixed's at 0.75-0.77x; 8 warps alone, 0.72-0.89x; at 128x64 tiles and 4 warps, 0.90-0.96x of the same tiles without it.
 
 Usage: python bench/pv_behind.py [--dest DIR] [--check] [--controls]"""
 import argparse
