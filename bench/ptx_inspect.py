@@ -14,7 +14,7 @@ outstanding), E (ex2, one exponential), cpW (a wait for asynchronous copies), B 
 of one kind counted (MMAx8). A product whose wait comes only after the exponentials could run alongside them.
 
 Usage: python bench/ptx_inspect.py [--n 1024] [--kinds fixed strided dense] [--sequence _attn_fwd]"""
-import argparse, re
+import argparse, itertools, re
 
 
 def capture_launches(kind, n, d=64):
@@ -75,11 +75,15 @@ def ptx_sequence(ptx:str) -> str:
             if m:
                 seq.append(l.split(":")[0] if name is None else name + (m.group(1) if name == "WAIT" else ""))
                 break
-    out = []
-    for s in seq:
-        if out and out[-1][0] == s: out[-1][1] += 1
-        else: out.append([s, 1])
-    return " ".join(s if n == 1 else f"{s}x{n}" for s, n in out)
+    runs = ((s, len(list(g))) for s, g in itertools.groupby(seq))
+    return " ".join(s if n == 1 else f"{s}x{n}" for s, n in runs)
+
+
+def compiled(kinds, n, only=None):
+    "(pattern, kernel name, constexprs, launch options, compiled kernel) of each launch captured for `kinds`, or of kernel `only`."
+    for kind in kinds:
+        for (name, _), (kernel, a, consts, opts) in capture_launches(kind, n).items():
+            if only is None or name == only: yield kind, name, consts, opts, compile_sm90(kernel, a, consts, opts)
 
 
 def main(argv=None):
@@ -95,23 +99,18 @@ def main(argv=None):
     print(f"triton {triton.__version__}, target sm_90, bf16, D=64, N={args.n}")
     if args.sequence:
         from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
-        for kind in args.kinds:
-            for (name, _), (kernel, a, consts, opts) in capture_launches(kind, args.n).items():
-                if name != args.sequence: continue
-                c = compile_sm90(kernel, a, consts, opts)
-                regs, st, ld = ptxas_stats(c.asm["ptx"])
-                print(f"{kind} {name} {consts} {opts} shared {c.metadata.shared} bytes, {regs} registers, spills {st}/{ld} bytes stored/loaded\n"
-                      f"{ptx_sequence(c.asm['ptx'])}", flush=True)
+        for kind, name, consts, opts, c in compiled(args.kinds, args.n, args.sequence):
+            regs, st, ld = ptxas_stats(c.asm["ptx"])
+            print(f"{kind} {name} {consts} {opts} shared {c.metadata.shared} bytes, {regs} registers, spills {st}/{ld} bytes stored/loaded\n"
+                  f"{ptx_sequence(c.asm['ptx'])}", flush=True)
         return
     print(f"{'pattern':8s} {'kernel':16s} {'maps':>5s} {'tile':>7s} {'warps':>5s} {'stages':>6s} {'shared':>7s} {'wgmma':>6s} {'mma.sync':>8s} {'cp.async':>8s} {'tma':>4s}")
-    for kind in args.kinds:
-        for (name, _), (kernel, a, consts, opts) in capture_launches(kind, args.n).items():
-            c = compile_sm90(kernel, a, consts, opts)
-            n = ptx_counts(c.asm["ptx"])
-            tile = f"{consts['BM']}x{consts['BN']}" if "BN" in consts else str(consts.get("BM", ""))
-            maps = "q" * bool(consts.get("HAS_QMAP")) + "k" * bool(consts.get("HAS_KVMAP")) or "-"
-            print(f"{kind:8s} {name:16s} {maps:>5s} {tile:>7s} {opts.get('num_warps', 4):>5} {opts.get('num_stages', '-'):>6} {c.metadata.shared:>7} "
-                  f"{n['wgmma']:>6} {n['mma.sync']:>8} {n['cp.async']:>8} {n['tma']:>4}", flush=True)
+    for kind, name, consts, opts, c in compiled(args.kinds, args.n):
+        n = ptx_counts(c.asm["ptx"])
+        tile = f"{consts['BM']}x{consts['BN']}" if "BN" in consts else str(consts.get("BM", ""))
+        maps = "q" * bool(consts.get("HAS_QMAP")) + "k" * bool(consts.get("HAS_KVMAP")) or "-"
+        print(f"{kind:8s} {name:16s} {maps:>5s} {tile:>7s} {opts.get('num_warps', 4):>5} {opts.get('num_stages', '-'):>6} {c.metadata.shared:>7} "
+              f"{n['wgmma']:>6} {n['mma.sync']:>8} {n['cp.async']:>8} {n['tma']:>4}", flush=True)
 
 
 if __name__ == "__main__": main()

@@ -90,13 +90,18 @@ def test_gpu_notebooks_only_cuda_selection(tmp_path):
     with pytest.raises(ValueError, match='ended in an error'): g.merge(str(tmp_path/'ran.ipynb'), str(tmp_path/'src.ipynb'))
 
 
-def test_ptx_inspect_fixed():
-    "bench/ptx_inspect.py compiles the fixed pattern's kernels for sm_90 here: warp-group products and pipelined copies appear."
+def _ptx_inspect(*args):
+    "The output of bench/ptx_inspect.py with `args`, compiled here for sm_90 with no GPU and no interpreter."
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
     env.pop('TRITON_INTERPRET', None)
-    r = subprocess.run([sys.executable, 'bench/ptx_inspect.py', '--kinds', 'fixed', '--n', '512'], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600, env=env)
+    r = subprocess.run([sys.executable, 'bench/ptx_inspect.py', *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def test_ptx_inspect_fixed():
+    "bench/ptx_inspect.py compiles the fixed pattern's kernels for sm_90 here: warp-group products and pipelined copies appear."
+    r = _ptx_inspect('--kinds', 'fixed', '--n', '512')
     rows = {tuple(l.split()[1:3]): l.split() for l in r.stdout.splitlines() if l.startswith('fixed ')}
     fwd = rows[('_attn_fwd', 'k')]
     assert int(fwd[-4]) > 0 and int(fwd[-2]) > 0, fwd          # wgmma and cp.async in the forward
@@ -109,12 +114,7 @@ def test_ptx_sequence():
     from ptx_inspect import ptx_sequence
     ptx = "$L__BB0_1:\n wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {};\n wgmma.mma_async.sync.aligned {};\n wgmma.commit_group.sync.aligned;\n wgmma.wait_group.sync.aligned 0;\n ex2.approx.f32 %f1, %f2;\n ex2.approx.f32 %f3, %f4;\n bar.sync 0;"
     assert ptx_sequence(ptx) == '$L__BB0_1 MMAx2 C WAIT0 Ex2 B'
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'CUDA_VISIBLE_DEVICES': ''}
-    env.pop('TRITON_INTERPRET', None)
-    r = subprocess.run([sys.executable, 'bench/ptx_inspect.py', '--kinds', 'dense', '--n', '512', '--sequence', '_attn_fwd'], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    seq = r.stdout.splitlines()[-1]
+    seq = _ptx_inspect('--kinds', 'dense', '--n', '512', '--sequence', '_attn_fwd').stdout.splitlines()[-1]
     assert 'MMAx8 C WAIT0 Ex' in seq and 'MMAx16 C B' in seq, seq
 
 
