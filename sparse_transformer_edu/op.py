@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from .patterns import token_mask
 from .plans import SparsePlan, sparse_plan, plan_mask, per_head, validate_pattern, plan_passes
-from .plans import attention_reference, arg_key
+from .plans import attention_reference, arg_key, cached_plan, plan_key
 from .kernels import HAS_TRITON, HEAD_DIMS, interpreting, blocksparse_forward, blocksparse_backward, traced_launches
 
 # %% ../nbs/05_kernel_backward.ipynb #ae2d3f64
@@ -159,6 +159,8 @@ def _torch_mask(kind, n, heads, stride, c, part, summary, device):
     return masks[0] if len(set(zip(parts, sums))) == 1 else torch.stack(masks)
 
 # %% ../nbs/05_kernel_backward.ipynb #d3503954
+_CALLS = {}   # a Triton call by kind name seen before (`arg_key` of its settings, and q's shape, dtype and device) -> (its plan's cache key, its scale)
+
 def sparse_attention(
     q:Tensor,               # queries, [batch, heads, n, head_dim]
     k:Tensor,               # keys, the same shape
@@ -175,6 +177,13 @@ def sparse_attention(
 ) -> Tensor:
     "softmax(q kᵀ · scale) v over `pattern`, a kind (see `token_mask`) with its settings or a `SparsePlan`; q, k, v are [B, H, N, D]."
     check_inputs(q, k, v, backend)
+    seen = None
+    if isinstance(pattern, str) and not isinstance(scale, Tensor) and not torch.compiler.is_compiling():   # a Triton call seen before goes straight to its plan
+        try: seen = arg_key((pattern, stride, c, part, summary, backend, block, scale, q.shape, q.dtype, q.device))
+        except TypeError: pass
+        hit = _CALLS.get(seen)
+        if hit is not None and (plan := cached_plan(hit[0])) is not None:
+            return BlockSparseAttentionFn.apply(q, k, v, plan.fwd, plan.bwd, hit[1])
     B, H, N, D = q.shape
     plan = _pattern(pattern, N, H, stride, c, part, summary)
     stride = 1 if stride is None else stride
@@ -191,6 +200,9 @@ def sparse_attention(
     elif plan.device != q.device: plan = plan.to(q.device)
     scale = D ** -0.5 if scale is None else float(scale)
     if torch.compiler.is_compiling(): return OPS[COMPILED_OP](q, k, v, list(plan.tables), list(plan.ints), scale)[0]
+    if seen is not None and (key := plan_key(plan)) is not None:   # checked, resolved and built: the next such call skips to here
+        if len(_CALLS) >= 4096: _CALLS.clear()   # bounded; it holds keys, never plans
+        _CALLS[seen] = (key, scale)
     return BlockSparseAttentionFn.apply(q, k, v, plan.fwd, plan.bwd, scale)
 
 # %% ../nbs/05_kernel_backward.ipynb #271ca9b3

@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'kernel_passes', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'kernel_passes', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'cached_plan', 'plan_key', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -584,11 +584,19 @@ def arg_key(args) -> tuple:
     hash(key)
     return key
 
-def _cached(key, build):
+def cached_plan(key) -> SparsePlan|None:
+    "The plan cached under `key`, now the most recently used (a traced call changes no order: that would be a side effect); None if it was never built or was evicted."
     plan = _plan_cache.get(key)
-    if plan is not None:
-        if not torch.compiler.is_compiling(): _plan_cache.move_to_end(key)   # a traced call changes no order (a side effect)
-        return plan
+    if plan is not None and not torch.compiler.is_compiling(): _plan_cache.move_to_end(key)
+    return plan
+
+def plan_key(plan:SparsePlan) -> tuple|None:
+    "The key `plan` is cached under, or None if the cache does not hold it (a scan of the cache: for a memo's first entry, not for every call)."
+    return next((k for k, p in _plan_cache.items() if p is plan), None)
+
+def _cached(key, build):
+    plan = cached_plan(key)
+    if plan is not None: return plan
     plan = _plan_cache[key] = build()
     while len(_plan_cache) > 1 and sum(plan_bytes(p) for p in _plan_cache.values()) > PLAN_CACHE_BYTES:
         _plan_cache.popitem(last=False)
@@ -615,9 +623,7 @@ def sparse_plan(
         try: seen = arg_key((kind, n, heads, stride, c, part, summary, block, device, head_dim))
         except TypeError: pass
     key = _PLAN_KEYS.get(seen)
-    if key is not None and (plan := _plan_cache.get(key)) is not None:
-        _plan_cache.move_to_end(key)
-        return plan
+    if key is not None and (plan := cached_plan(key)) is not None: return plan
     parts, sums = per_head(part, heads, "part"), per_head(summary, heads, "summary")
     if len(set(zip(parts, sums))) == 1: parts, sums = parts[:1], sums[:1]   # shared by every head
     dev = device_key(device)
