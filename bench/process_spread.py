@@ -29,7 +29,8 @@ cores, thread = [int(c) for c in sys.argv[1].split(",") if c], sys.argv[2]
 if cores: os.sched_setaffinity(0, set(cores))
 if thread == "spin":   # one spinner of the lowest priority on each core: it runs only while nothing else wants the core
     import atexit, subprocess
-    SPIN = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True: pass"
+    SPIN = ("import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
+            "parent = os.getppid()\nwhile os.getppid() == parent: pass")   # ends with this process, even if it is killed
     spinners = [subprocess.Popen([sys.executable, "-c", SPIN, str(c)]) for c in cores]
     atexit.register(lambda: [p.kill() for p in spinners])
 import torch
