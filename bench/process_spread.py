@@ -37,17 +37,12 @@ import torch
 if thread == "caller": torch.autograd.set_multithreading_enabled(False)   # this thread's backward runs on this thread
 from triton.testing import do_bench
 from host_trace import cases_4k, stepper
-from host_queue import host_ms
+from host_queue import host_ms, do_nothing
 (q, k, v, do), cases = cases_4k()
 steps = {name: stepper(cases[name], q, k, v, do) for name in ("fixed", "strided", "sdpa cudnn")}
 out = {name: do_bench(step, warmup=25, rep=100, return_mode="median") for name, step in steps.items()}
 out["strided host"] = statistics.median(host_ms(steps["strided"]))
-class Nothing(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, q, k, v): return q.view_as(q)
-    @staticmethod
-    def backward(ctx, g): return g, None, None
-out["nothing host"] = statistics.median(host_ms(stepper(Nothing.apply, q, k, v, do)))
+out["nothing host"] = statistics.median(host_ms(stepper(do_nothing(), q, k, v, do)))
 out["cores allowed"] = len(os.sched_getaffinity(0))
 print("RESULT " + json.dumps(out), flush=True)
 """
