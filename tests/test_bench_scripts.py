@@ -278,3 +278,13 @@ def test_pv_behind_variant(tmp_path):
     assert '"fwd": {"dense": (128, 64), "fixed": (128, 64),' in pkg('main-bn64', 'plans.py') and '_online_probs' not in pkg('main-bn64', 'kernels.py')
     assert '"fwd": {"dense": (128, 64), "fixed": (128, 64),' in pkg('pv-behind-bn64', 'plans.py') and '_online_probs' in pkg('pv-behind-bn64', 'kernels.py')
     assert 'dict(num_warps=8, num_stages=3),' in pkg('main-w8', 'kernels.py') and '_online_probs' not in pkg('main-w8', 'kernels.py')
+
+
+def test_gluon_fwd_compile():
+    "bench/gluon_fwd.py --compile --best compiles its kept Gluon kernels for sm_90 here; at 64 query rows they do not spill."
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
+    r = subprocess.run([sys.executable, 'bench/gluon_fwd.py', '--compile', '--best'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = [l for l in r.stdout.splitlines() if ': regs ' in l]
+    assert len(rows) == 6 and 'fails' not in r.stdout, r.stdout
+    assert all('spill stores/loads 0/0 B' in l for l in rows if "'BM': 64" in l), r.stdout
