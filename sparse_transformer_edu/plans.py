@@ -10,7 +10,7 @@ import torch
 from .patterns import token_mask, block_layout, tile_shape
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'kernel_passes', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'cached_plan', 'plan_key', 'sparse_plan']
+__all__ = ['LOG2E', 'LN2', 'attention_reference', 'rel_err', 'TilePlan', 'full_runs', 'pad_map', 'build_tile_plan', 'mask_predicate', 'tile_plan_from_mask', 'tile_grid', 'plot_tile_plan', 'blocksparse_materialized', 'tiled_attention', 'DEFAULT_BLOCKS', 'WIDE_BLOCKS', 'default_blocks', 'backward_tiles', 'kernel_passes', 'per_head', 'summary_rows', 'validate_pattern', 'transposed', 'gathered_predicate', 'gathered', 'plot_tricks', 'attention_plans', 'hopper_pattern', 'PLAN_CACHE_BYTES', 'flatten_passes', 'unflatten_passes', 'check_passes', 'device_key', 'SparsePlan', 'plan_passes', 'plan_mask', 'plan_pairs', 'plan_from_predicate', 'plan_from_mask', 'plan_bytes', 'arg_key', 'cached_plan', 'plan_key', 'sparse_plan']
 
 # %% ../nbs/03_reference.ipynb #d32b6020
 def attention_reference(q, k, v, mask, scale=None, dtype=torch.float32):
@@ -58,6 +58,8 @@ class TilePlan:
     t_runs: bool = False             # the same for the transposed table, which the dK/dV kernel walks (chapter 05)
     longest: int = 0                 # entries of the longest row of the table (0: not known); with the table's size, how uneven
     t_longest: int = 0               # a kernel's programs are (chapter 04); and of the transposed table's longest column
+    hopper: tuple = ()               # the whole pattern, where this is its only forward pass and chapter 04's Hopper kernel computes
+                                     # it: ('dense',) or ('fixed', l, c); () for the rest
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -406,13 +408,23 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
             return (build_tile_plan(_stack_pred(preds), len(preds), n, n, tile, dev),)
         if kind == "strided": return tuple(_strided_passes(n, stride, parts[0], tile, dev))
         return tuple(_fixed_passes(n, stride, c, parts[0], sums, tile, dev, kernel))
-    return kernel_passes(at, block) if kernel == "bwd" else at(tile_shape(block))
+    if kernel == "bwd": return kernel_passes(at, block)
+    passes, spec = at(tile_shape(block)), hopper_pattern(kind, n, stride, c, parts, sums)
+    return tuple(dataclasses.replace(p, hopper=spec) for p in passes) if spec and len(passes) == 1 else passes
+
+def hopper_pattern(kind, n, stride, c, parts, sums) -> tuple:
+    "The pattern as the Hopper forward (the end of this chapter) names it, where it computes it: ('dense',) or ('fixed', l, c); else ()."
+    if n % 128: return ()
+    if kind == "dense": return ("dense",)
+    whole = set(parts) == {None} and set(sums) <= {None, stride - (c or 0)}   # the union in every head, summaries last
+    return ("fixed", stride, c) if kind == "fixed" and whole and stride == 128 and c >= 8 and stride % c == 0 else ()
 
 # %% ../nbs/05_kernel_backward.ipynb #458e6971
 import weakref
 from fastcore.basics import patch
 _PASS_TABLES = ("lut_off", "lut_split", "lut_col", "lut_mask", "order", "t_off", "t_split", "t_row", "t_mask", "t_order", "masks")
-_PASS_INTS = 12   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs, t_runs, longest, t_longest
+_PASS_INTS = 15   # BM, BN, NQ, NK, has qmap, has kvmap, kv_injective, role, runs, t_runs, longest, t_longest, and `hopper` as three
+_HOPPER_KINDS = ("", "dense", "fixed")   # its pattern's code, then l and c
 
 # %% ../nbs/05_kernel_backward.ipynb #49269b18
 def flatten_passes(fwd, bwd) -> tuple:
@@ -421,7 +433,7 @@ def flatten_passes(fwd, bwd) -> tuple:
     for p in (*fwd, *bwd):
         tabs += [getattr(p, f) for f in _PASS_TABLES] + [p.lut_off if m is None else m for m in (p.qmap, p.kvmap)]
         ints += [p.BM, p.BN, p.NQ, p.NK, int(p.qmap is not None), int(p.kvmap is not None), int(p.kv_injective), p.role, int(p.runs), int(p.t_runs),
-                 p.longest, p.t_longest]
+                 p.longest, p.t_longest, _HOPPER_KINDS.index(p.hopper[0] if p.hopper else ""), *(p.hopper[1:] + (0, 0))[:2]]
     return tuple(tabs), tuple(ints)
 
 def unflatten_passes(tabs, ints) -> tuple:
@@ -429,7 +441,8 @@ def unflatten_passes(tabs, ints) -> tuple:
     T, passes = len(_PASS_TABLES) + 2, []
     for i in range(ints[0] + ints[1]):
         t, m = tabs[i * T:(i + 1) * T], ints[2 + i * _PASS_INTS: 2 + (i + 1) * _PASS_INTS]
-        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8]), bool(m[9]), m[10], m[11]))
+        passes.append(TilePlan(*m[:4], *t[:-2], t[-2] if m[4] else None, t[-1] if m[5] else None, bool(m[6]), m[7], bool(m[8]), bool(m[9]), m[10], m[11],
+                               (_HOPPER_KINDS[m[12]], *m[13:15])[:1 if m[12] == 1 else 3] if m[12] else ()))
     return tuple(passes[:ints[0]]), tuple(passes[ints[0]:])
 
 # %% ../nbs/05_kernel_backward.ipynb #ba493822
