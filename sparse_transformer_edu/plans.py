@@ -413,7 +413,7 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
     return tuple(dataclasses.replace(p, hopper=spec) for p in passes) if spec and len(passes) == 1 else passes
 
 def hopper_pattern(kind, n, stride, c, parts, sums) -> tuple:
-    "The pattern as the Hopper forward (the end of this chapter) names it, where it computes it: ('dense',) or ('fixed', l, c); else ()."
+    "The pattern as the Hopper forward (the next section) names it, where it computes it: ('dense',) or ('fixed', l, c); else ()."
     if n % 128: return ()
     if kind == "dense": return ("dense",)
     whole = set(parts) == {None} and set(sums) <= {None, stride - (c or 0)}   # the union in every head, summaries last
