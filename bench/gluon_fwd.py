@@ -32,9 +32,8 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 from triton.experimental.gluon.language.nvidia.hopper import tma, mbarrier, fence_async_shared, warpgroup_mma, warpgroup_mma_wait, warpgroup_mma_init
 
-LOG2E = 1.4426950408889634
-_tma_load = getattr(tma, "async_load", tma.async_copy_global_to_shared)      # the names from Triton 3.8 on, and before
-_tma_store = getattr(tma, "async_store", tma.async_copy_shared_to_global)
+from sparse_transformer_edu.plans import LOG2E
+from sparse_transformer_edu.kernels import _tma_load, _tma_store   # TMA copies under their names in any Triton with Gluon
 
 
 @gluon.jit
