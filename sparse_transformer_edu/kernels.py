@@ -442,10 +442,13 @@ def _hp_tile(q, k_smem, v_smem, k_bar, v_bar, descs, b, h, blk, t, T, row0, acc,
 # %% ../nbs/04_kernel_forward.ipynb #6f24b995
 @_gluon_jit
 def _hopper_fwd(q_desc, k_desc, v_desc, ks_desc, vs_desc, o_desc, LSE, H, N, qk_scale, FIXED: gl.constexpr,
-                BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, num_warps: gl.constexpr):
+                BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, HEADS_FIRST: gl.constexpr,
+                num_warps: gl.constexpr):
     "Dense causal (FIXED False) or fixed merged attention (block L, summary its last C) of one query tile, longest rows first."
-    start_m = N // BM - 1 - gl.program_id(0)
-    bh = gl.program_id(1)
+    if HEADS_FIRST:   # the grid is (heads, tiles): every head's longest row, then every head's next one, ...
+        bh, start_m = gl.program_id(0), N // BM - 1 - gl.program_id(1)
+    else:             # (tiles, heads): one head's rows, longest first, then the next head's
+        start_m, bh = N // BM - 1 - gl.program_id(0), gl.program_id(1)
     b, h, row0 = bh // H, bh % H, start_m * BM
     blk = row0 // L                                # the query tile's block: its last key tile, masked causal
     G: gl.constexpr = L // C
@@ -500,9 +503,9 @@ def _hopper_fwd(q_desc, k_desc, v_desc, ks_desc, vs_desc, o_desc, LSE, H, N, qk_
 HOPPER_FORWARD = True   # dense and fixed forwards through the Gluon kernel where it applies (False: always the Triton kernel)
 HOPPER_MIN_PAIRS = 2 ** 30   # B·H·n² at least this: below, the call's host time sets its pace, and the Triton kernel's launch costs less
 _HP = dict(BM=64, STAGES=2, num_warps=4)   # chosen on an H200 (bench/gluon_fwd.py): 64 query rows, two stages, one warp group
-_hp_compiled = {}   # (device, dtype, pattern, D, H's specialization) -> the compiled kernel's launcher, function and metadata
+_hp_compiled = {}   # (device, dtype, pattern, D, grid order, H's specialization) -> the compiled kernel's launcher, function and metadata
 
-_descs = {}   # (box, dtype, rank) -> a descriptor made and checked by Gluon once, which later calls copy
+_descs = {}   # (box, dtype, rank) -> a descriptor made and checked by Gluon once, which later calls copy; it holds no tensor
 
 def _desc(t, block, shape=None, strides=None):
     "A TMA descriptor over tensor t (its own shape and strides, or those given) with box `block`."
@@ -510,7 +513,9 @@ def _desc(t, block, shape=None, strides=None):
     key = (tuple(block), t.dtype, len(shape))
     if key not in _descs:   # Gluon's constructor checks the box and picks the layout: tens of µs on the host, so once
         dt = gl.bfloat16 if t.dtype == torch.bfloat16 else gl.float16
-        _descs[key] = TensorDescriptor(t, shape, strides, block, gl.NVMMASharedLayout.get_default_for(block, dt))
+        d = TensorDescriptor(t, shape, strides, block, gl.NVMMASharedLayout.get_default_for(block, dt))
+        d.base = None   # kept, t would outlive the call: under CUDA graphs, a live allocation the graph does not own
+        _descs[key] = d
     d = copy.copy(_descs[key])   # `hopper_fits` checked what the constructor would: alignment and strides
     d.base, d.shape, d.strides = t, shape, strides
     return d
@@ -528,8 +533,8 @@ def hopper_fits(q, k, v, spec, out=None, min_pairs=0) -> bool:
     if _sm_major(q.device.index) != 9: return False
     return all(map(_tma_ok, (q, k, v) if out is None else (q, k, v, out)))
 
-def hopper_forward(q, k, v, spec, scale=None, out=None):
-    "Dense causal (spec ('dense',)) or fixed merged attention (('fixed', l, c)) through the Gluon kernel: (out, lse)."
+def hopper_forward(q, k, v, spec, scale=None, out=None, first:bool=False):
+    "Dense causal (spec ('dense',)) or fixed merged attention (('fixed', l, c)) through the Gluon kernel: (out, lse); `first`: heads first."
     B, H, N, D = q.shape
     fixed = spec[0] == "fixed"
     L, C = spec[1:] if fixed else (128, 32)
@@ -541,9 +546,10 @@ def hopper_forward(q, k, v, spec, scale=None, out=None):
         ksd, vsd = (_desc(t, [1, 1, L // C, C, D], [B, H, N // L, L, D], [t.stride(0), t.stride(1), L * t.stride(2), t.stride(2), 1])
                     for t in (k, v))
     qk_scale = (D ** -0.5 if scale is None else scale) * LOG2E
-    consts = dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], num_warps=_HP["num_warps"])
-    args, grid = (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), (N // _HP["BM"], B * H)
-    key = (q.device.index, q.dtype, spec, D, H == 1, H % 16 == 0)   # what Triton specializes the kernel on
+    first = first and N // _HP["BM"] <= 65535   # a grid's second axis holds 65,535 programs
+    consts = dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"])
+    args, grid = (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), (B * H, N // _HP["BM"]) if first else (N // _HP["BM"], B * H)
+    key = (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0)   # what Triton specializes the kernel on
     hit = _hp_compiled.get(key) if _direct() else None
     if hit is None:   # the first launch goes through Triton, which compiles or finds the kernel
         c = _hopper_fwd[grid](*args, **consts)
@@ -565,7 +571,7 @@ def hopper_sm90(fixed:bool, n=1024, heads=2, D=64) -> dict:
     summ = _desc(q, [1, 1, L // C, C, D], [1, heads, n // L, L, D], [q.stride(0), q.stride(1), L * q.stride(2), q.stride(2), 1])
     descs += ([summ, summ] if fixed else descs[1:3]) + descs[:1]
     names = ("q_desc", "k_desc", "v_desc", "ks_desc", "vs_desc", "o_desc")
-    cx = dict(FIXED=fixed, L=L, C=C, D=D, **_HP)
+    cx = dict(FIXED=fixed, L=L, C=C, D=D, HEADS_FIRST=False, **_HP)
     sig = {**{name: mangle_type(d) for name, d in zip(names, descs)}, "LSE": "*fp32", "H": "i32", "N": "i32", "qk_scale": "fp32",
            **{name: "constexpr" for name in cx}}
     kernel = triton.compile(GluonASTSource(_hopper_fwd, signature=sig, constexprs=cx, attrs={}),
@@ -586,7 +592,7 @@ def blocksparse_forward(q, k, v, passes, scale=None, out=None):
     passes = tuple(passes)
     q, k, v = _row_major(q), _row_major(k), _row_major(v)
     if len(passes) == 1 and hopper_fits(q, k, v, passes[0].hopper, out, HOPPER_MIN_PAIRS):   # the Gluon kernel above
-        return hopper_forward(q, k, v, passes[0].hopper, scale, out)
+        return hopper_forward(q, k, v, passes[0].hopper, scale, out, heads_first(passes[0], q.shape[0] * q.shape[1]))
     B, H, N, D = q.shape
     out = _empty(q.shape, q.dtype, q.device) if out is None else out
     lse = _empty((B, H, N), torch.float32, q.device)
