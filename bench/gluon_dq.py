@@ -1,0 +1,235 @@
+"""A dQ kernel in Gluon, the backward's half that mirrors chapter 04's Hopper forward, checked and timed before building.
+
+The package's backward runs a dQ kernel (a program per query tile, walking its key tiles: S = Q K^T, P, dP = dO V^T,
+dS, dQ += dS K) and a dK/dV kernel, both in Triton; the dQ kernels take about 40% of the backward (bench/NOTES.md,
+"Where the backward's time goes"). Chapter 04's forward gained 8-18% on the H200 by moving to Gluon with 64 query rows
+a program, TMA copies into a ring of two stages, and one wait per tile. `_gl_dq` is that loop with the backward's
+products: per key tile it starts S and dP together, waits once for both and for the previous tile's dS K, refills the
+stage that product read, forms dS, and leaves dS K running. Key tiles come from the forward's own loader
+(`_hp_load`): dense causal, or fixed merged (l=128, c=32) with the summary keys through a strided box, the key order of
+the package's dQ pass for fixed. Like the package's first dQ pass, it also computes Δ = rowsum(O ∘ dO) for its rows,
+from O and dO copied by TMA, and writes it for the dK/dV kernel.
+
+Usage:
+  python bench/gluon_dq.py --compile   # CPU: compile both kinds for sm_90 with the installed Triton; registers, spills
+  python bench/gluon_dq.py             # GPU: check dQ and Δ against float32 autograd at small shapes, then time the
+                                       # kernel against the package's dQ kernel (B=1, H=16, D=64, bf16)"""
+import argparse, sys, time
+import torch, triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, fence_async_shared, tma, warpgroup_mma, warpgroup_mma_wait, warpgroup_mma_init
+
+from sparse_transformer_edu.plans import LOG2E
+from sparse_transformer_edu.kernels import _desc, _hp_load, _tma_load, _tma_store
+
+
+@gluon.jit
+def _dq_tile(q, do, k_smem, v_smem, k_bar, v_bar, descs, b, h, blk, t, T, row0, dq, lse2, delta, qk_scale, MASK: gl.constexpr,
+             FIXED: gl.constexpr, BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+             s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """Key tile t: S = Q K^T and dP = dO V^T started together, waited for with the previous tile's dS K; the stage that
+    product read is refilled; the mask (as the forward's); P and dS; then dS K, left running."""
+    st = t % STAGES
+    zeros = gl.zeros([BM, L], gl.float32, s_layout)
+    mbarrier.wait(k_bar.index(st), (t // STAGES) & 1)
+    s = warpgroup_mma(q, k_smem.index(st).reshape([L, D]).permute((1, 0)), zeros, use_acc=False, is_async=True)
+    mbarrier.wait(v_bar.index(st), (t // STAGES) & 1)
+    dp = warpgroup_mma(do, v_smem.index(st).reshape([L, D]).permute((1, 0)), zeros, use_acc=False, is_async=True)
+    s, dp, dq = warpgroup_mma_wait(0, deps=(s, dp, dq))
+    _hp_load(descs[0], descs[1], descs[2], descs[3], k_smem, v_smem, k_bar, v_bar, b, h, blk, t - 1 + STAGES,
+             T * (t > 0).to(gl.int32), FIXED, L, C, STAGES)
+    cols = gl.arange(0, L, layout=gl.SliceLayout(0, s_layout))
+    if MASK == 1:
+        s = gl.where(gl.expand_dims(cols // C < blk - t * (L // C), 0), s, float("-inf"))
+    if MASK == 2:
+        rows = row0 - blk * L + gl.arange(0, BM, layout=gl.SliceLayout(1, s_layout))
+        s = gl.where(gl.expand_dims(rows, 1) >= gl.expand_dims(cols, 0), s, float("-inf"))
+    p = gl.exp2(s * qk_scale - gl.expand_dims(lse2, 1))
+    ds = p * (dp - gl.expand_dims(delta, 1))
+    ds = gl.convert_layout(ds.to(k_smem.dtype), gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2))
+    return warpgroup_mma(ds, k_smem.index(st).reshape([L, D]), dq, is_async=True)
+
+
+@gluon.jit
+def _gl_dq(q_desc, k_desc, v_desc, ks_desc, vs_desc, do_desc, o_desc, dq_desc, LSE, DELTA, H, N, qk_scale, sm_scale,
+           FIXED: gl.constexpr, BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+           HEADS_FIRST: gl.constexpr, num_warps: gl.constexpr):
+    "dQ and Δ of one query tile of dense causal (FIXED False) or fixed merged attention, the grid ordered as the forward's."
+    if HEADS_FIRST:
+        bh, start_m = gl.program_id(0), N // BM - 1 - gl.program_id(1)
+    else:
+        start_m, bh = N // BM - 1 - gl.program_id(0), gl.program_id(1)
+    b, h, row0 = bh // H, bh % H, start_m * BM
+    blk = row0 // L
+    G: gl.constexpr = L // C
+    if FIXED:
+        T = gl.cdiv(blk, G) + 1
+        full = blk // G
+    else:
+        T = blk + 1
+        full = blk
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, L, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, D, 16])
+    q_smem = gl.allocate_shared_memory(q_desc.dtype, q_desc.block_type.shape, q_desc.layout)
+    do_smem = gl.allocate_shared_memory(do_desc.dtype, do_desc.block_type.shape, do_desc.layout)
+    o_smem = gl.allocate_shared_memory(o_desc.dtype, o_desc.block_type.shape, o_desc.layout)   # O, later dQ on its way out
+    k_smem = gl.allocate_shared_memory(k_desc.dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(v_desc.dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
+    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    k_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(q_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(k_bar.index(i), count=1)
+        mbarrier.init(v_bar.index(i), count=1)
+    mbarrier.expect(q_bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes + o_desc.block_type.nbytes)
+    _tma_load(q_desc, [b, h, row0, 0], q_bar, q_smem)
+    _tma_load(do_desc, [b, h, row0, 0], q_bar, do_smem)
+    _tma_load(o_desc, [b, h, row0, 0], q_bar, o_smem)
+    descs = (k_desc, v_desc, ks_desc, vs_desc)
+    for t in gl.static_range(STAGES):
+        _hp_load(k_desc, v_desc, ks_desc, vs_desc, k_smem, v_smem, k_bar, v_bar, b, h, blk, t, T, FIXED, L, C, STAGES)
+    rows = row0 + gl.arange(0, BM, layout=gl.SliceLayout(1, s_layout))
+    lse2 = gl.load(LSE + bh * N + rows) * 1.4426950408889634   # the forward's natural-log lse, in base 2
+    dq = warpgroup_mma_init(gl.zeros([BM, D], gl.float32, o_layout))
+    mbarrier.wait(q_bar, 0)
+    q, do = q_smem.reshape([BM, D]), do_smem.reshape([BM, D])
+    o_rows = o_smem.reshape([BM, D])
+    delta = gl.sum(o_rows.load(o_layout).to(gl.float32) * do.load(o_layout).to(gl.float32), axis=1)
+    gl.store(DELTA + bh * N + row0 + gl.arange(0, BM, layout=gl.SliceLayout(1, o_layout)), delta)
+    delta = gl.convert_layout(delta, gl.SliceLayout(1, s_layout))
+    args = (q, do, k_smem, v_smem, k_bar, v_bar, descs, b, h, blk)
+    for t in range(0, full):
+        dq = _dq_tile(*args, t, T, row0, dq, lse2, delta, qk_scale, 0, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
+    if T - 1 > full:
+        dq = _dq_tile(*args, T - 2, T, row0, dq, lse2, delta, qk_scale, 1, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
+    dq = _dq_tile(*args, T - 1, T, row0, dq, lse2, delta, qk_scale, 2, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
+    dq = warpgroup_mma_wait(0, deps=(dq,))
+    mbarrier.invalidate(q_bar)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(k_bar.index(i))
+        mbarrier.invalidate(v_bar.index(i))
+    o_rows.store((dq * sm_scale).to(dq_desc.dtype))   # O's buffer is free: Δ was read from it before the loop
+    fence_async_shared()
+    _tma_store(dq_desc, [b, h, row0, 0], o_smem)
+    tma.store_wait(pendings=0)
+
+
+CFG = dict(BM=64, STAGES=2, num_warps=4)
+
+
+def descriptors(q, k, v, out, do, dq, fixed, L=128, C=32):
+    "The kernel's eight TMA descriptors, through the package's descriptor cache."
+    B, H, N, D = q.shape
+    rows = [1, 1, CFG["BM"], D]
+    kd, vd = _desc(k, [1, 1, L, D]), _desc(v, [1, 1, L, D])
+    ksd, vsd = kd, vd
+    if fixed:
+        ksd, vsd = (_desc(t, [1, 1, L // C, C, D], [B, H, N // L, L, D], [t.stride(0), t.stride(1), L * t.stride(2), t.stride(2), 1])
+                    for t in (k, v))
+    return _desc(q, rows), kd, vd, ksd, vsd, _desc(do, rows), _desc(out, rows), _desc(dq, rows)
+
+
+def gluon_dq(q, k, v, out, do, lse, fixed, scale=None, first=False, L=128, C=32):
+    "(dQ, Δ) of dense causal or fixed merged attention through `_gl_dq`; q, k, v, out, do contiguous [B, H, N, 64]."
+    B, H, N, D = q.shape
+    dq = torch.full_like(q, float("nan"))
+    delta = torch.full((B, H, N), float("nan"), device=q.device)
+    sm_scale = D ** -0.5 if scale is None else scale
+    grid = (B * H, N // CFG["BM"]) if first else (N // CFG["BM"], B * H)
+    _gl_dq[grid](*descriptors(q, k, v, out, do, dq, fixed, L, C), lse, delta, H, N, sm_scale * LOG2E, sm_scale,
+                 FIXED=fixed, L=L, C=C, D=D, HEADS_FIRST=first, **CFG)
+    return dq, delta
+
+
+def compile_sm90(fixed, N=1024, H=2, D=64):
+    "Compile the kernel for sm_90 without a GPU: the compiled kernel."
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type
+    t = torch.empty(1, H, N, D, dtype=torch.bfloat16)
+    names = ("q_desc", "k_desc", "v_desc", "ks_desc", "vs_desc", "do_desc", "o_desc", "dq_desc")
+    cx = dict(FIXED=fixed, L=128, C=32, D=D, HEADS_FIRST=False, **CFG)
+    sig = {name: mangle_type(d) for name, d in zip(names, descriptors(t, t, t, t, t, t, fixed))}
+    sig.update(LSE="*fp32", DELTA="*fp32", H="i32", N="i32", qk_scale="fp32", sm_scale="fp32", **{k: "constexpr" for k in cx})
+    return triton.compile(GluonASTSource(_gl_dq, signature=sig, constexprs=cx, attrs={}),
+                          target=GPUTarget("cuda", 90, 32), options=dict(num_warps=CFG["num_warps"]))
+
+
+def _mask(fixed, N):
+    from sparse_transformer_edu.patterns import token_mask
+    return token_mask("fixed", N, stride=128, c=32, device="cuda") if fixed else token_mask("dense", N, stride=1, device="cuda")
+
+
+def check():
+    "dQ and Δ against float32 autograd on fresh random inputs (the forward from the package), both kinds and grid orders."
+    from sparse_transformer_edu.kernels import blocksparse_forward
+    from sparse_transformer_edu.plans import attention_plans
+    for fixed in (False, True):
+        for B, H, N in ((1, 2, 128), (2, 3, 1024), (1, 4, 4096)):
+            q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+            kw = dict(stride=128, c=32) if fixed else dict(stride=1)
+            out, lse = blocksparse_forward(q, k, v, attention_plans("fixed" if fixed else "dense", N, H, device="cuda", **kw))
+            qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
+            s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~_mask(fixed, N), float("-inf"))
+            (torch.softmax(s, -1) @ vf).backward(do.float())
+            want_delta = (out.float() * do.float()).sum(-1)
+            for first in (False, True):
+                dq, delta = gluon_dq(q, k, v, out, do, lse, fixed, first=first)
+                err = ((dq.float() - qf.grad).norm() / qf.grad.norm()).item()
+                derr = ((delta - want_delta).abs().max() / want_delta.abs().max()).item()
+                ok = err < 1e-2 and derr < 1e-3 and torch.isfinite(dq).all().item()
+                print(f"check {'fixed' if fixed else 'dense'} B={B} H={H} N={N} heads first {first}: dq rel err {err:.2e}, "
+                      f"delta {derr:.1e} {'ok' if ok else 'FAIL'}", flush=True)
+                if not ok: raise SystemExit("check failed")
+
+
+def bench(Ns=(16384, 65536), rounds=3):
+    "The Gluon dQ kernel against the package's dQ kernel (the same pass: dQ and Δ), alternating, medians of do_bench."
+    import sparse_transformer_edu.kernels as K
+    from sparse_transformer_edu.plans import attention_plans
+    for N in Ns:
+        for fixed in (False, True):
+            kind = "fixed" if fixed else "dense"
+            kw = dict(stride=128, c=32) if fixed else dict(stride=1)
+            q, k, v, do = (torch.randn(1, 16, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+            out, lse = K.blocksparse_forward(q, k, v, attention_plans(kind, N, 16, device="cuda", **kw))
+            (plan,) = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **kw) if p.role == 1]
+            dq0, dk, dv, delta0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(lse)
+            pkg = lambda: K.backward_pass(q, k, v, out, do, lse, delta0, plan, dq0, dk, dv, first_q=True, first_kv=False)
+            first = K.heads_first(plan, 16)
+            ours = lambda: gluon_dq(q, k, v, out, do, lse, fixed, first=first)
+            pkg(); dq1, delta1 = ours()
+            err = ((dq1.float() - dq0.float()).norm() / dq0.float().norm()).item()
+            times = {"package dQ (Triton)": [], "Gluon dQ": []}
+            for _ in range(rounds):
+                times["package dQ (Triton)"].append(triton.testing.do_bench(pkg, warmup=50, rep=300))
+                times["Gluon dQ"].append(triton.testing.do_bench(ours, warmup=50, rep=300))
+            med = {n: sorted(t)[rounds // 2] for n, t in times.items()}
+            base = med["package dQ (Triton)"]
+            print(f"{kind:6s} N={N:6d} heads first {first}: " + " | ".join(f"{n} {m:.4f} ms ({base / m:.3f}x)" for n, m in med.items())
+                  + f"; dq apart {err:.1e}", flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compile", action="store_true", help="compile both kinds for sm_90 on the CPU and report")
+    a = ap.parse_args(argv)
+    if a.compile:
+        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
+        for fixed in (False, True):
+            t = time.perf_counter()
+            c = compile_sm90(fixed)
+            ptx = c.asm["ptx"]
+            regs, st, ld = ptxas_stats(ptx)
+            print(f"{'fixed' if fixed else 'dense'}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
+                  f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+        return
+    if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
+    print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    check()
+    bench()
+
+
+if __name__ == "__main__": main()
