@@ -1,0 +1,223 @@
+"""A dK/dV kernel in Gluon for dense causal attention, the backward's other half, checked and timed before building.
+
+The package's dK/dV kernel is Triton's: a program per key tile walks the query tiles that read it and accumulates dK
+and dV (S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q). It takes about 60% of the backward
+(bench/NOTES.md, "Where the backward's time goes"). `_gl_dkdv` is the same loop written in Gluon, in the manner of
+chapter 04's Hopper forward: K and V copied once by TMA, Q and dO through a ring of STAGES buffers with a barrier each,
+per query tile S^T and dP^T started together and waited for once, with the previous tile's two accumulating products;
+the stage those read is refilled; P^T and dS^T formed in registers; dV and dK products left running. Key tiles of BN rows
+(a warp group for each 64), query tiles of BM rows; the tiles that straddle the diagonal first (masked), then the rest.
+dK and dV leave through K's and V's shared buffers by TMA stores. Δ comes from the dQ kernel before it (bench/gluon_dq.py
+writes it, as the package's first dQ pass does); here it is computed by torch for the check.
+
+Usage:
+  python bench/gluon_dkdv.py --compile   # CPU: compile each configuration for sm_90 with the installed Triton
+  python bench/gluon_dkdv.py             # GPU: check dK and dV against float32 autograd, then time each configuration
+                                         # against the package's dK/dV pass (dense, B=1, H=16, D=64, bf16)"""
+import argparse, sys, time
+import torch, triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, fence_async_shared, tma, warpgroup_mma, warpgroup_mma_wait, warpgroup_mma_init
+
+from sparse_transformer_edu.plans import LOG2E
+from sparse_transformer_edu.kernels import _desc, _tma_load, _tma_store
+
+
+@gluon.jit
+def _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM: gl.constexpr, STAGES: gl.constexpr):
+    "Start the copies of query tile qt0 + t (Q and dO) into its stage, if t < T."
+    st, ok = t % STAGES, t < T
+    mbarrier.expect(q_bar.index(st), q_desc.block_type.nbytes, pred=ok)
+    _tma_load(q_desc, [b, h, (qt0 + t) * BM, 0], q_bar.index(st), q_smem.index(st), pred=ok)
+    mbarrier.expect(do_bar.index(st), do_desc.block_type.nbytes, pred=ok)
+    _tma_load(do_desc, [b, h, (qt0 + t) * BM, 0], do_bar.index(st), do_smem.index(st), pred=ok)
+
+
+@gluon.jit
+def _dkdv_step(k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0, t, T_next, key0, dk, dv, LSE, DELTA, lbase, qk_scale,
+               MASK: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+               s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """Query tile qt0 + t's share of dK and dV: S^T and dP^T, one wait, the refill (of T_next tiles: 0 at t = 0, whose stages
+    were filled before the loop), P^T and dS^T, then both products left running."""
+    st = t % STAGES
+    qrows = (qt0 + t) * BM + gl.arange(0, BM, layout=gl.SliceLayout(0, s_layout))
+    lse2 = gl.load(LSE + lbase + qrows) * 1.4426950408889634
+    delta = gl.load(DELTA + lbase + qrows)
+    zeros = gl.zeros([BN, BM], gl.float32, s_layout)
+    q = q_smem.index(st).reshape([BM, D])
+    do = do_smem.index(st).reshape([BM, D])
+    mbarrier.wait(q_bar.index(st), (t // STAGES) & 1)
+    st_ = warpgroup_mma(k, q.permute((1, 0)), zeros, use_acc=False, is_async=True)
+    mbarrier.wait(do_bar.index(st), (t // STAGES) & 1)
+    dpt = warpgroup_mma(v, do.permute((1, 0)), zeros, use_acc=False, is_async=True)
+    st_, dpt, dk, dv = warpgroup_mma_wait(0, deps=(st_, dpt, dk, dv))
+    _load_q(descs[0], descs[1], q_smem, do_smem, q_bar, do_bar, b, h, qt0, t - 1 + STAGES, T_next, BM, STAGES)
+    if MASK:   # the tile straddles the diagonal: query i reads key j only if i >= j
+        keys = key0 + gl.arange(0, BN, layout=gl.SliceLayout(1, s_layout))
+        st_ = gl.where(gl.expand_dims(qrows, 0) >= gl.expand_dims(keys, 1), st_, float("-inf"))
+    pt = gl.exp2(st_ * qk_scale - gl.expand_dims(lse2, 0))
+    dst = pt * (dpt - gl.expand_dims(delta, 0))
+    op: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    dv = warpgroup_mma(gl.convert_layout(pt.to(do.dtype), op), do, dv, is_async=True)
+    dk = warpgroup_mma(gl.convert_layout(dst.to(q.dtype), op), q, dk, is_async=True)
+    return dk, dv
+
+
+@gluon.jit
+def _gl_dkdv(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE, DELTA, H, N, qk_scale, sm_scale,
+             BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, HEADS_FIRST: gl.constexpr,
+             num_warps: gl.constexpr):
+    "dK and dV of one key tile of BN rows of dense causal attention; key tile 0 (the longest walk) first."
+    if HEADS_FIRST:
+        bh, kt = gl.program_id(0), gl.program_id(1)
+    else:
+        kt, bh = gl.program_id(0), gl.program_id(1)
+    b, h, key0 = bh // H, bh % H, kt * BN
+    qt0 = key0 // BM                 # the first query tile that reads these keys
+    T = N // BM - qt0                # query tiles to walk
+    DIAG: gl.constexpr = BN // BM    # of which the first DIAG straddle the diagonal
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BM, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, D, 16])
+    k_smem = gl.allocate_shared_memory(k_desc.dtype, k_desc.block_type.shape, k_desc.layout)
+    v_smem = gl.allocate_shared_memory(v_desc.dtype, v_desc.block_type.shape, v_desc.layout)
+    q_smem = gl.allocate_shared_memory(q_desc.dtype, [STAGES] + q_desc.block_type.shape, q_desc.layout)
+    do_smem = gl.allocate_shared_memory(do_desc.dtype, [STAGES] + do_desc.block_type.shape, do_desc.layout)
+    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    q_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    do_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kv_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(q_bar.index(i), count=1)
+        mbarrier.init(do_bar.index(i), count=1)
+    mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
+    _tma_load(k_desc, [b, h, key0, 0], kv_bar, k_smem)
+    _tma_load(v_desc, [b, h, key0, 0], kv_bar, v_smem)
+    descs = (q_desc, do_desc)
+    for t in gl.static_range(STAGES):
+        _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM, STAGES)
+    dk = warpgroup_mma_init(gl.zeros([BN, D], gl.float32, o_layout))
+    dv = warpgroup_mma_init(gl.zeros([BN, D], gl.float32, o_layout))
+    mbarrier.wait(kv_bar, 0)
+    k, v = k_smem.reshape([BN, D]), v_smem.reshape([BN, D])
+    args = (k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0)
+    for t in gl.static_range(DIAG):
+        dk, dv = _dkdv_step(*args, t, 0 if t == 0 else T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, True, BM, BN, D, STAGES, s_layout, o_layout)
+    for t in range(DIAG, T):
+        dk, dv = _dkdv_step(*args, t, T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, False, BM, BN, D, STAGES, s_layout, o_layout)
+    dk, dv = warpgroup_mma_wait(0, deps=(dk, dv))
+    mbarrier.invalidate(kv_bar)
+    for i in gl.static_range(STAGES):
+        mbarrier.invalidate(q_bar.index(i))
+        mbarrier.invalidate(do_bar.index(i))
+    k.store((dk * sm_scale).to(dk_desc.dtype))   # K's and V's buffers are free: every product that read them is done
+    v.store(dv.to(dv_desc.dtype))
+    fence_async_shared()
+    _tma_store(dk_desc, [b, h, key0, 0], k_smem)
+    _tma_store(dv_desc, [b, h, key0, 0], v_smem)
+    tma.store_wait(pendings=0)
+
+
+CONFIGS = [dict(BM=64, BN=64, STAGES=2, num_warps=4), dict(BM=64, BN=128, STAGES=2, num_warps=8),
+           dict(BM=32, BN=128, STAGES=3, num_warps=8), dict(BM=64, BN=64, STAGES=3, num_warps=4)]
+
+
+def gluon_dkdv(q, k, v, do, lse, delta, cfg, scale=None, first=False):
+    "(dK, dV) of dense causal attention through `_gl_dkdv` with configuration `cfg`; every tensor contiguous, D=64."
+    B, H, N, D = q.shape
+    dk, dv = torch.full_like(k, float("nan")), torch.full_like(v, float("nan"))
+    BM, BN = cfg["BM"], cfg["BN"]
+    descs = (_desc(q, [1, 1, BM, D]), _desc(k, [1, 1, BN, D]), _desc(v, [1, 1, BN, D]), _desc(do, [1, 1, BM, D]),
+             _desc(dk, [1, 1, BN, D]), _desc(dv, [1, 1, BN, D]))
+    sm_scale = D ** -0.5 if scale is None else scale
+    grid = (B * H, N // BN) if first else (N // BN, B * H)
+    _gl_dkdv[grid](*descs, lse, delta, H, N, sm_scale * LOG2E, sm_scale, D=D, HEADS_FIRST=first, **cfg)
+    return dk, dv
+
+
+def compile_sm90(cfg, N=1024, H=2, D=64):
+    "Compile one configuration for sm_90 without a GPU: the compiled kernel."
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from triton.runtime.jit import mangle_type
+    t = torch.empty(1, H, N, D, dtype=torch.bfloat16)
+    BM, BN = cfg["BM"], cfg["BN"]
+    descs = [_desc(t, [1, 1, BM, D]), _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BM, D]),
+             _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BN, D])]
+    names = ("q_desc", "k_desc", "v_desc", "do_desc", "dk_desc", "dv_desc")
+    cx = dict(D=D, HEADS_FIRST=False, **cfg)
+    sig = {name: mangle_type(d) for name, d in zip(names, descs)}
+    sig.update(LSE="*fp32", DELTA="*fp32", H="i32", N="i32", qk_scale="fp32", sm_scale="fp32", **{k: "constexpr" for k in cx})
+    return triton.compile(GluonASTSource(_gl_dkdv, signature=sig, constexprs=cx, attrs={}),
+                          target=GPUTarget("cuda", 90, 32), options=dict(num_warps=cfg["num_warps"]))
+
+
+def check(cfgs):
+    "dK and dV against float32 autograd on fresh random inputs (forward from the package), every configuration, both grid orders."
+    from sparse_transformer_edu.kernels import blocksparse_forward
+    from sparse_transformer_edu.plans import attention_plans
+    for B, H, N in ((1, 2, 128), (2, 3, 1024), (1, 4, 4096)):
+        q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+        out, lse = blocksparse_forward(q, k, v, attention_plans("dense", N, H, device="cuda", stride=1))
+        delta = (out.float() * do.float()).sum(-1)
+        qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
+        causal = torch.ones(N, N, dtype=torch.bool, device="cuda").tril()
+        s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~causal, float("-inf"))
+        (torch.softmax(s, -1) @ vf).backward(do.float())
+        for cfg in cfgs:
+            for first in (False, True):
+                dk, dv = gluon_dkdv(q, k, v, do, lse, delta, cfg, first=first)
+                errs = [((a.float() - r).norm() / r.norm()).item() for a, r in ((dk, kf.grad), (dv, vf.grad))]
+                ok = max(errs) < 1e-2 and torch.isfinite(dk).all().item() and torch.isfinite(dv).all().item()
+                print(f"check {cfg} B={B} H={H} N={N} heads first {first}: dk, dv rel err {errs[0]:.2e}, {errs[1]:.2e} "
+                      f"{'ok' if ok else 'FAIL'}", flush=True)
+                if not ok: raise SystemExit("check failed")
+
+
+def bench(cfgs, Ns=(16384, 65536), rounds=3):
+    "Each configuration against the package's dK/dV pass for dense (its tile, its grid order), alternating, medians of do_bench."
+    import sparse_transformer_edu.kernels as K
+    from sparse_transformer_edu.plans import attention_plans
+    for N in Ns:
+        q, k, v, do = (torch.randn(1, 16, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+        out, lse = K.blocksparse_forward(q, k, v, attention_plans("dense", N, 16, device="cuda", stride=1))
+        delta = (out.float() * do.float()).sum(-1)
+        (plan,) = [p for p in attention_plans("dense", N, 16, device="cuda", kernel="bwd", stride=1) if p.role & 2]
+        dq, dk0, dv0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        runs = {"package dK/dV (Triton)": lambda: K.backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk0, dv0, first_q=False, first_kv=True)}
+        for cfg in cfgs:
+            for first in (False, True):
+                runs[f"Gluon {cfg['BM']}x{cfg['BN']} s{cfg['STAGES']} w{cfg['num_warps']}{' heads first' if first else ''}"] = \
+                    (lambda c=cfg, f=first: gluon_dkdv(q, k, v, do, lse, delta, c, first=f))
+        for name, run in runs.items(): run()
+        times = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items(): times[name].append(triton.testing.do_bench(run, warmup=50, rep=300))
+        base = sorted(times["package dK/dV (Triton)"])[rounds // 2]
+        for name, ts in times.items():
+            m = sorted(ts)[rounds // 2]
+            print(f"dense N={N:6d} {name:40s} {m:8.4f} ms  {base / m:.3f}x", flush=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compile", action="store_true", help="compile each configuration for sm_90 on the CPU and report")
+    a = ap.parse_args(argv)
+    if a.compile:
+        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
+        for cfg in CONFIGS:
+            t = time.perf_counter()
+            try: c = compile_sm90(cfg)
+            except Exception as e: print(f"{cfg}: fails: {type(e).__name__}: {str(e)[:2000]}"); continue
+            ptx = c.asm["ptx"]
+            regs, st, ld = ptxas_stats(ptx)
+            print(f"{cfg}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
+                  f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+        return
+    if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
+    print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    check(CONFIGS)
+    bench(CONFIGS)
+
+
+if __name__ == "__main__": main()
