@@ -346,7 +346,8 @@ def grid_order() -> tuple: return GRID_ORDER, UNEVEN   # what picks the order, f
 def heads_first(plan, bh:int, transposed:bool=False) -> bool:
     "Whether a pass's kernel over its query tiles (or, `transposed`, its key tiles) for `bh` batches × heads runs on a (B·H, tiles) grid."
     tiles, longest = (plan.TK, plan.t_longest) if transposed else (plan.TQ, plan.longest)
-    if GRID_ORDER == "tiles" or tiles > 65535: return False   # a grid's second axis holds 65,535 programs
+    if bh > 65535: return True   # a grid's second axis holds 65,535 programs: many batches × heads go first
+    if GRID_ORDER == "tiles" or tiles > 65535: return False
     if GRID_ORDER == "heads": return True
     if bh == 0: return False   # an empty batch: no programs
     dev = torch.cuda.current_device() if torch.cuda.is_initialized() else -1   # -1: the interpreter, counted as an H200
@@ -546,7 +547,7 @@ def hopper_forward(q, k, v, spec, scale=None, out=None, first:bool=False):
         ksd, vsd = (_desc(t, [1, 1, L // C, C, D], [B, H, N // L, L, D], [t.stride(0), t.stride(1), L * t.stride(2), t.stride(2), 1])
                     for t in (k, v))
     qk_scale = (D ** -0.5 if scale is None else scale) * LOG2E
-    first = first and N // _HP["BM"] <= 65535   # a grid's second axis holds 65,535 programs
+    first = (first or B * H > 65535) and N // _HP["BM"] <= 65535   # a grid's second axis holds 65,535 programs
     consts = dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"])
     args, grid = (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), (B * H, N // _HP["BM"]) if first else (N // _HP["BM"], B * H)
     key = (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0)   # what Triton specializes the kernel on
