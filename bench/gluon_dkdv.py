@@ -1,4 +1,4 @@
-"""A dK/dV kernel in Gluon for dense causal attention, the backward's other half, checked and timed before building.
+"""A dK/dV kernel in Gluon for dense causal and fixed attention, the backward's other half, checked and timed before building.
 
 The package's dK/dV kernel is Triton's: a program per key tile walks the query tiles that read it and accumulates dK
 and dV (S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q). It takes about 60% of the backward
@@ -7,13 +7,16 @@ chapter 04's Hopper forward: K and V copied once by TMA, Q and dO through a ring
 per query tile S^T and dP^T started together and waited for once, with the previous tile's two accumulating products;
 the stage those read is refilled; P^T and dS^T formed in registers; dV and dK products left running. Key tiles of BN rows
 (a warp group for each 64), query tiles of BM rows; the tiles that straddle the diagonal first (masked), then the rest.
-dK and dV leave through K's and V's shared buffers by TMA stores. Δ comes from the dQ kernel before it (bench/gluon_dq.py
+dK and dV leave through K's and V's shared buffers by TMA stores. Fixed merged (l=128, c=32) takes the package's two
+passes: its own blocks (causal within each block), then its summary keys, read through 5-D boxes [1, 1, BN/c, c, D] (the
+last c rows of BN/c consecutive blocks, a full key tile with no row map) by the query tiles of every later block, their
+dK and dV added to what the first pass wrote. Δ comes from the dQ kernel before it (bench/gluon_dq.py
 writes it, as the package's first dQ pass does); here it is computed by torch for the check.
 
 Usage:
   python bench/gluon_dkdv.py --compile   # CPU: compile each configuration for sm_90 with the installed Triton
   python bench/gluon_dkdv.py             # GPU: check dK and dV against float32 autograd, then time each configuration
-                                         # against the package's dK/dV pass (dense, B=1, H=16, D=64, bf16)"""
+                                         # against the package's dK/dV passes (dense and fixed, B=1, H=16, D=64, bf16)"""
 import argparse, sys, time
 import torch, triton
 from triton.experimental import gluon
@@ -36,10 +39,11 @@ def _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM
 
 @gluon.jit
 def _dkdv_step(k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0, t, T_next, key0, dk, dv, LSE, DELTA, lbase, qk_scale,
-               MASK: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-               s_layout: gl.constexpr, o_layout: gl.constexpr):
+               MASK: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, L: gl.constexpr, C: gl.constexpr,
+               STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
     """Query tile qt0 + t's share of dK and dV: S^T and dP^T, one wait, the refill (of T_next tiles: 0 at t = 0, whose stages
-    were filled before the loop), P^T and dS^T, then both products left running."""
+    were filled before the loop), the mask (0: none; 1: causal, query i >= key key0 + r; 2: summary keys, read from the
+    next block on, key row r of block key0 + r // C), P^T and dS^T, then both products left running."""
     st = t % STAGES
     qrows = (qt0 + t) * BM + gl.arange(0, BM, layout=gl.SliceLayout(0, s_layout))
     lse2 = gl.load(LSE + lbase + qrows) * 1.4426950408889634
@@ -53,9 +57,11 @@ def _dkdv_step(k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0, t, T_next
     dpt = warpgroup_mma(v, do.permute((1, 0)), zeros, use_acc=False, is_async=True)
     st_, dpt, dk, dv = warpgroup_mma_wait(0, deps=(st_, dpt, dk, dv))
     _load_q(descs[0], descs[1], q_smem, do_smem, q_bar, do_bar, b, h, qt0, t - 1 + STAGES, T_next, BM, STAGES)
-    if MASK:   # the tile straddles the diagonal: query i reads key j only if i >= j
-        keys = key0 + gl.arange(0, BN, layout=gl.SliceLayout(1, s_layout))
-        st_ = gl.where(gl.expand_dims(qrows, 0) >= gl.expand_dims(keys, 1), st_, float("-inf"))
+    r = gl.arange(0, BN, layout=gl.SliceLayout(1, s_layout))
+    if MASK == 1:
+        st_ = gl.where(gl.expand_dims(qrows, 0) >= gl.expand_dims(key0 + r, 1), st_, float("-inf"))
+    if MASK == 2:
+        st_ = gl.where(gl.expand_dims(qrows // L, 0) > gl.expand_dims(key0 + r // C, 1), st_, float("-inf"))
     pt = gl.exp2(st_ * qk_scale - gl.expand_dims(lse2, 0))
     dst = pt * (dpt - gl.expand_dims(delta, 0))
     op: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
@@ -66,17 +72,30 @@ def _dkdv_step(k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0, t, T_next
 
 @gluon.jit
 def _gl_dkdv(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE, DELTA, H, N, qk_scale, sm_scale,
-             BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, HEADS_FIRST: gl.constexpr,
-             num_warps: gl.constexpr):
-    "dK and dV of one key tile of BN rows of dense causal attention; key tile 0 (the longest walk) first."
+             KIND: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, L: gl.constexpr, C: gl.constexpr,
+             STAGES: gl.constexpr, HEADS_FIRST: gl.constexpr, num_warps: gl.constexpr):
+    """dK and dV of one key tile of BN rows: KIND 0 dense causal; 1 fixed's own block (causal within blocks of L); 2 fixed's
+    summary keys (the last C rows of BN/C consecutive blocks, through 5-D boxes), added to what pass 1 wrote. Key tile 0,
+    the longest walk, first."""
     if HEADS_FIRST:
         bh, kt = gl.program_id(0), gl.program_id(1)
     else:
         kt, bh = gl.program_id(0), gl.program_id(1)
-    b, h, key0 = bh // H, bh % H, kt * BN
-    qt0 = key0 // BM                 # the first query tile that reads these keys
-    T = N // BM - qt0                # query tiles to walk
-    DIAG: gl.constexpr = BN // BM    # of which the first DIAG straddle the diagonal
+    b, h = bh // H, bh % H
+    if KIND == 2:
+        G: gl.constexpr = BN // C
+        key0 = kt * G                        # for the mask: the block of the tile's first summary row
+        qt0 = (key0 + 1) * L // BM           # queries from the next block on
+        T = N // BM - qt0
+        NMASK: gl.constexpr = (G - 1) * L // BM   # query tiles in blocks that only some of these keys precede
+    else:
+        key0 = kt * BN
+        qt0 = key0 // BM                     # the first query tile that reads these keys
+        if KIND == 1:
+            T = (key0 // L + 1) * (L // BM) - qt0   # to the end of the keys' block
+        else:
+            T = N // BM - qt0
+        NMASK: gl.constexpr = BN // BM       # query tiles that straddle the diagonal
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BM, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, D, 16])
     k_smem = gl.allocate_shared_memory(k_desc.dtype, k_desc.block_type.shape, k_desc.layout)
@@ -90,9 +109,13 @@ def _gl_dkdv(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE, DELTA, H, N
     for i in gl.static_range(STAGES):
         mbarrier.init(q_bar.index(i), count=1)
         mbarrier.init(do_bar.index(i), count=1)
+    if KIND == 2:
+        at = [b, h, kt * G, L - C, 0]        # 5-D boxes [1, 1, G, C, D] over [B, H, N/L, L, D]: the summary rows
+    else:
+        at = [b, h, key0, 0]
     mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-    _tma_load(k_desc, [b, h, key0, 0], kv_bar, k_smem)
-    _tma_load(v_desc, [b, h, key0, 0], kv_bar, v_smem)
+    _tma_load(k_desc, at, kv_bar, k_smem)
+    _tma_load(v_desc, at, kv_bar, v_smem)
     descs = (q_desc, do_desc)
     for t in gl.static_range(STAGES):
         _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM, STAGES)
@@ -101,102 +124,146 @@ def _gl_dkdv(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE, DELTA, H, N
     mbarrier.wait(kv_bar, 0)
     k, v = k_smem.reshape([BN, D]), v_smem.reshape([BN, D])
     args = (k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0)
-    for t in gl.static_range(DIAG):
-        dk, dv = _dkdv_step(*args, t, 0 if t == 0 else T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, True, BM, BN, D, STAGES, s_layout, o_layout)
-    for t in range(DIAG, T):
-        dk, dv = _dkdv_step(*args, t, T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, False, BM, BN, D, STAGES, s_layout, o_layout)
+    MASK: gl.constexpr = 2 if KIND == 2 else 1
+    for t in range(0, gl.where(T < NMASK, T, NMASK)):
+        dk, dv = _dkdv_step(*args, t, T * (t > 0).to(gl.int32), key0, dk, dv, LSE, DELTA, bh * N, qk_scale, MASK,
+                            BM, BN, D, L, C, STAGES, s_layout, o_layout)
+    for t in range(NMASK, T):
+        dk, dv = _dkdv_step(*args, t, T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, 0, BM, BN, D, L, C, STAGES, s_layout, o_layout)
     dk, dv = warpgroup_mma_wait(0, deps=(dk, dv))
+    dk = dk * sm_scale
+    if KIND == 2:   # K's and V's buffers are free (every product that read them is done): bring in pass 1's dK and dV there
+        mbarrier.expect(kv_bar, dk_desc.block_type.nbytes + dv_desc.block_type.nbytes)
+        _tma_load(dk_desc, at, kv_bar, k_smem)
+        _tma_load(dv_desc, at, kv_bar, v_smem)
+        mbarrier.wait(kv_bar, 1)
+        dk += k.load(o_layout).to(gl.float32)
+        dv += v.load(o_layout).to(gl.float32)
     mbarrier.invalidate(kv_bar)
     for i in gl.static_range(STAGES):
         mbarrier.invalidate(q_bar.index(i))
         mbarrier.invalidate(do_bar.index(i))
-    k.store((dk * sm_scale).to(dk_desc.dtype))   # K's and V's buffers are free: every product that read them is done
+    k.store(dk.to(dk_desc.dtype))
     v.store(dv.to(dv_desc.dtype))
     fence_async_shared()
-    _tma_store(dk_desc, [b, h, key0, 0], k_smem)
-    _tma_store(dv_desc, [b, h, key0, 0], v_smem)
+    _tma_store(dk_desc, at, k_smem)
+    _tma_store(dv_desc, at, v_smem)
     tma.store_wait(pendings=0)
 
 
 CONFIGS = [dict(BM=64, BN=64, STAGES=2, num_warps=4), dict(BM=64, BN=128, STAGES=2, num_warps=8),
            dict(BM=32, BN=128, STAGES=3, num_warps=8), dict(BM=64, BN=64, STAGES=3, num_warps=4)]
+KINDS = {"dense": 0, "own": 1, "summary": 2}   # dense causal; fixed merged (l=128, c=32) is "own" then "summary"
 
 
-def gluon_dkdv(q, k, v, do, lse, delta, cfg, scale=None, first=False):
-    "(dK, dV) of dense causal attention through `_gl_dkdv` with configuration `cfg`; every tensor contiguous, D=64."
+def descriptors(q, k, v, do, dk, dv, cfg, kind, L=128, C=32):
+    "The kernel's six TMA descriptors: K, V, dK and dV as 5-D summary boxes for kind 'summary'."
     B, H, N, D = q.shape
-    dk, dv = torch.full_like(k, float("nan")), torch.full_like(v, float("nan"))
     BM, BN = cfg["BM"], cfg["BN"]
-    descs = (_desc(q, [1, 1, BM, D]), _desc(k, [1, 1, BN, D]), _desc(v, [1, 1, BN, D]), _desc(do, [1, 1, BM, D]),
-             _desc(dk, [1, 1, BN, D]), _desc(dv, [1, 1, BN, D]))
+    if kind == "summary":
+        rows = lambda t: _desc(t, [1, 1, BN // C, C, D], [B, H, N // L, L, D], [t.stride(0), t.stride(1), L * t.stride(2), t.stride(2), 1])
+    else:
+        rows = lambda t: _desc(t, [1, 1, BN, D])
+    return _desc(q, [1, 1, BM, D]), rows(k), rows(v), _desc(do, [1, 1, BM, D]), rows(dk), rows(dv)
+
+
+def key_tiles(N, cfg, kind, L=128, C=32) -> int:
+    "Programs per head: key tiles of BN rows, or for 'summary' the tiles of BN/C blocks' summary rows that a later block reads."
+    if kind != "summary": return N // cfg["BN"]
+    G = cfg["BN"] // C
+    return -(-(N // L - 1) // G)
+
+
+def gluon_dkdv(q, k, v, do, lse, delta, cfg, kind="dense", scale=None, first=False, dk=None, dv=None, L=128, C=32):
+    """(dK, dV) through `_gl_dkdv` with configuration `cfg`, every tensor contiguous, D=64: dense causal, fixed's own blocks,
+    or fixed's summary keys added into `dk` and `dv` (which the 'own' pass wrote)."""
+    B, H, N, D = q.shape
+    if dk is None: dk, dv = torch.full_like(k, float("nan")), torch.full_like(v, float("nan"))
     sm_scale = D ** -0.5 if scale is None else scale
-    grid = (B * H, N // BN) if first else (N // BN, B * H)
-    _gl_dkdv[grid](*descs, lse, delta, H, N, sm_scale * LOG2E, sm_scale, D=D, HEADS_FIRST=first, **cfg)
+    tiles = key_tiles(N, cfg, kind, L, C)
+    grid = (B * H, tiles) if first else (tiles, B * H)
+    _gl_dkdv[grid](*descriptors(q, k, v, do, dk, dv, cfg, kind, L, C), lse, delta, H, N, sm_scale * LOG2E, sm_scale,
+                   KIND=KINDS[kind], D=D, L=L, C=C, HEADS_FIRST=first, **cfg)
     return dk, dv
 
 
-def compile_sm90(cfg, N=1024, H=2, D=64):
-    "Compile one configuration for sm_90 without a GPU: the compiled kernel."
+def gluon_fixed_dkdv(q, k, v, do, lse, delta, cfg, first=False):
+    "fixed merged attention's dK and dV: its own blocks, then its summary keys added in place."
+    dk, dv = gluon_dkdv(q, k, v, do, lse, delta, cfg, "own", first=first)
+    return gluon_dkdv(q, k, v, do, lse, delta, cfg, "summary", first=first, dk=dk, dv=dv)
+
+
+def compile_sm90(cfg, kind="dense", N=1024, H=2, D=64):
+    "Compile one configuration and kind for sm_90 without a GPU: the compiled kernel."
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
     from triton.runtime.jit import mangle_type
     t = torch.empty(1, H, N, D, dtype=torch.bfloat16)
-    BM, BN = cfg["BM"], cfg["BN"]
-    descs = [_desc(t, [1, 1, BM, D]), _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BM, D]),
-             _desc(t, [1, 1, BN, D]), _desc(t, [1, 1, BN, D])]
     names = ("q_desc", "k_desc", "v_desc", "do_desc", "dk_desc", "dv_desc")
-    cx = dict(D=D, HEADS_FIRST=False, **cfg)
-    sig = {name: mangle_type(d) for name, d in zip(names, descs)}
+    cx = dict(KIND=KINDS[kind], D=D, L=128, C=32, HEADS_FIRST=False, **cfg)
+    sig = {name: mangle_type(d) for name, d in zip(names, descriptors(t, t, t, t, t, t, cfg, kind))}
     sig.update(LSE="*fp32", DELTA="*fp32", H="i32", N="i32", qk_scale="fp32", sm_scale="fp32", **{k: "constexpr" for k in cx})
     return triton.compile(GluonASTSource(_gl_dkdv, signature=sig, constexprs=cx, attrs={}),
                           target=GPUTarget("cuda", 90, 32), options=dict(num_warps=cfg["num_warps"]))
 
 
-def check(cfgs):
-    "dK and dV against float32 autograd on fresh random inputs (forward from the package), every configuration, both grid orders."
+def _inputs(kind, B, H, N):
+    "Fresh bf16 q, k, v, dO, the package's forward (out, lse) and Δ, for 'dense' or 'fixed'."
     from sparse_transformer_edu.kernels import blocksparse_forward
     from sparse_transformer_edu.plans import attention_plans
-    for B, H, N in ((1, 2, 128), (2, 3, 1024), (1, 4, 4096)):
-        q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-        out, lse = blocksparse_forward(q, k, v, attention_plans("dense", N, H, device="cuda", stride=1))
-        delta = (out.float() * do.float()).sum(-1)
-        qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
-        causal = torch.ones(N, N, dtype=torch.bool, device="cuda").tril()
-        s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~causal, float("-inf"))
-        (torch.softmax(s, -1) @ vf).backward(do.float())
-        for cfg in cfgs:
-            for first in (False, True):
-                dk, dv = gluon_dkdv(q, k, v, do, lse, delta, cfg, first=first)
-                errs = [((a.float() - r).norm() / r.norm()).item() for a, r in ((dk, kf.grad), (dv, vf.grad))]
-                ok = max(errs) < 1e-2 and torch.isfinite(dk).all().item() and torch.isfinite(dv).all().item()
-                print(f"check {cfg} B={B} H={H} N={N} heads first {first}: dk, dv rel err {errs[0]:.2e}, {errs[1]:.2e} "
-                      f"{'ok' if ok else 'FAIL'}", flush=True)
-                if not ok: raise SystemExit("check failed")
+    q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+    kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
+    out, lse = blocksparse_forward(q, k, v, attention_plans(kind, N, H, device="cuda", **kw))
+    return q, k, v, do, out, lse, (out.float() * do.float()).sum(-1)
+
+
+def check(cfgs):
+    "dK and dV against float32 autograd on fresh random inputs, dense and fixed, every configuration, both grid orders."
+    from sparse_transformer_edu.patterns import token_mask
+    for kind in ("dense", "fixed"):
+        for B, H, N in ((1, 2, 256), (2, 3, 1024), (1, 4, 4096)):
+            q, k, v, do, out, lse, delta = _inputs(kind, B, H, N)
+            kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
+            qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
+            s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~token_mask(kind, N, device="cuda", **kw), float("-inf"))
+            (torch.softmax(s, -1) @ vf).backward(do.float())
+            for cfg in cfgs:
+                for first in (False, True):
+                    dk, dv = (gluon_fixed_dkdv(q, k, v, do, lse, delta, cfg, first) if kind == "fixed"
+                              else gluon_dkdv(q, k, v, do, lse, delta, cfg, first=first))
+                    errs = [((a.float() - r).norm() / r.norm()).item() for a, r in ((dk, kf.grad), (dv, vf.grad))]
+                    ok = max(errs) < 1e-2 and torch.isfinite(dk).all().item() and torch.isfinite(dv).all().item()
+                    print(f"check {kind} {cfg} B={B} H={H} N={N} heads first {first}: dk, dv rel err {errs[0]:.2e}, {errs[1]:.2e} "
+                          f"{'ok' if ok else 'FAIL'}", flush=True)
+                    if not ok: raise SystemExit("check failed")
 
 
 def bench(cfgs, Ns=(16384, 65536), rounds=3):
-    "Each configuration against the package's dK/dV pass for dense (its tile, its grid order), alternating, medians of do_bench."
+    "Each configuration against the package's dK/dV passes (its tiles, its grid orders), alternating, medians of do_bench."
     import sparse_transformer_edu.kernels as K
     from sparse_transformer_edu.plans import attention_plans
     for N in Ns:
-        q, k, v, do = (torch.randn(1, 16, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-        out, lse = K.blocksparse_forward(q, k, v, attention_plans("dense", N, 16, device="cuda", stride=1))
-        delta = (out.float() * do.float()).sum(-1)
-        (plan,) = [p for p in attention_plans("dense", N, 16, device="cuda", kernel="bwd", stride=1) if p.role & 2]
-        dq, dk0, dv0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        runs = {"package dK/dV (Triton)": lambda: K.backward_pass(q, k, v, out, do, lse, delta, plan, dq, dk0, dv0, first_q=False, first_kv=True)}
-        for cfg in cfgs:
-            for first in (False, True):
-                runs[f"Gluon {cfg['BM']}x{cfg['BN']} s{cfg['STAGES']} w{cfg['num_warps']}{' heads first' if first else ''}"] = \
-                    (lambda c=cfg, f=first: gluon_dkdv(q, k, v, do, lse, delta, c, first=f))
-        for name, run in runs.items(): run()
-        times = {name: [] for name in runs}
-        for _ in range(rounds):
-            for name, run in runs.items(): times[name].append(triton.testing.do_bench(run, warmup=50, rep=300))
-        base = sorted(times["package dK/dV (Triton)"])[rounds // 2]
-        for name, ts in times.items():
-            m = sorted(ts)[rounds // 2]
-            print(f"dense N={N:6d} {name:40s} {m:8.4f} ms  {base / m:.3f}x", flush=True)
+        for kind in ("dense", "fixed"):
+            q, k, v, do, out, lse, delta = _inputs(kind, 1, 16, N)
+            kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
+            plans = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **kw) if p.role & 2]
+            dq, dk0, dv0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+            def package():
+                for i, p in enumerate(plans): K.backward_pass(q, k, v, out, do, lse, delta, p, dq, dk0, dv0, first_q=False, first_kv=i == 0)
+            runs = {"package dK/dV (Triton)": package}
+            for cfg in cfgs:
+                for first in (False, True):
+                    name = f"Gluon {cfg['BM']}x{cfg['BN']} s{cfg['STAGES']} w{cfg['num_warps']}{' heads first' if first else ''}"
+                    runs[name] = (lambda c=cfg, f=first: gluon_fixed_dkdv(q, k, v, do, lse, delta, c, f)) if kind == "fixed" else \
+                                 (lambda c=cfg, f=first: gluon_dkdv(q, k, v, do, lse, delta, c, first=f))
+            for run in runs.values(): run()
+            times = {name: [] for name in runs}
+            for _ in range(rounds):
+                for name, run in runs.items(): times[name].append(triton.testing.do_bench(run, warmup=50, rep=300))
+            base = sorted(times["package dK/dV (Triton)"])[rounds // 2]
+            for name, ts in times.items():
+                m = sorted(ts)[rounds // 2]
+                print(f"{kind:6s} N={N:6d} {name:40s} {m:8.4f} ms  {base / m:.3f}x", flush=True)
 
 
 def main(argv=None):
@@ -205,14 +272,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.compile:
         from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
-        for cfg in CONFIGS:
-            t = time.perf_counter()
-            try: c = compile_sm90(cfg)
-            except Exception as e: print(f"{cfg}: fails: {type(e).__name__}: {str(e)[:2000]}"); continue
-            ptx = c.asm["ptx"]
-            regs, st, ld = ptxas_stats(ptx)
-            print(f"{cfg}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
-                  f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+        for kind in KINDS:
+            for cfg in CONFIGS:
+                t = time.perf_counter()
+                try: c = compile_sm90(cfg, kind)
+                except Exception as e: print(f"{kind} {cfg}: fails: {type(e).__name__}: {str(e)[:2000]}"); continue
+                ptx = c.asm["ptx"]
+                regs, st, ld = ptxas_stats(ptx)
+                print(f"{kind} {cfg}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
+                      f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
         return
     if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

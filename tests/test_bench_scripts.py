@@ -301,10 +301,11 @@ def test_gluon_dq_compile():
 
 
 def test_gluon_dkdv_compile():
-    "bench/gluon_dkdv.py --compile compiles each of its Gluon dK/dV configurations for sm_90 here, with no spills."
+    "bench/gluon_dkdv.py --compile compiles each of its Gluon dK/dV configurations, dense and fixed's two passes, for sm_90 here, with no spills."
     env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
     r = subprocess.run([sys.executable, 'bench/gluon_dkdv.py', '--compile'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = [l for l in r.stdout.splitlines() if ': regs ' in l]
-    assert len(rows) == 4 and 'fails' not in r.stdout, r.stdout
+    assert len(rows) == 12 and 'fails' not in r.stdout, r.stdout
+    assert {l.split(' ')[0] for l in rows} == {'dense', 'own', 'summary'}, r.stdout
     assert all('spill stores/loads 0/0 B' in l for l in rows), r.stdout
