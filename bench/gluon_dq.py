@@ -134,6 +134,7 @@ def descriptors(q, k, v, out, do, dq, fixed, L=128, C=32):
 def gluon_dq(q, k, v, out, do, lse, fixed, scale=None, first=False, L=128, C=32):
     "(dQ, Δ) of dense causal or fixed merged attention through `_gl_dq`; q, k, v, out, do contiguous [B, H, N, 64]."
     B, H, N, D = q.shape
+    assert D == 64 and N % L == 0 and q.dtype in (torch.bfloat16, torch.float16) and B * H <= 65535, (q.shape, q.dtype)
     dq = torch.full_like(q, float("nan"))
     delta = torch.full((B, H, N), float("nan"), device=q.device)
     sm_scale = D ** -0.5 if scale is None else scale
@@ -162,12 +163,18 @@ def _mask(fixed, N):
     return token_mask("fixed", N, stride=128, c=32, device="cuda") if fixed else token_mask("dense", N, stride=1, device="cuda")
 
 
+def head_err(x, ref) -> float:
+    "The largest relative error (Frobenius norm) of any one batch and head."
+    return ((x.float() - ref).flatten(2).norm(dim=-1) / ref.flatten(2).norm(dim=-1)).max().item()
+
+
 def check():
-    "dQ and Δ against float32 autograd on fresh random inputs (the forward from the package), both kinds and grid orders."
+    """dQ and Δ against float32 autograd on fresh random inputs (the forward from the package), both kinds and grid orders;
+    the error is the worst of each head's. N=768 (six blocks) makes fixed's last summary box reach past the tensor."""
     from sparse_transformer_edu.kernels import blocksparse_forward
     from sparse_transformer_edu.plans import attention_plans
     for fixed in (False, True):
-        for B, H, N in ((1, 2, 128), (2, 3, 1024), (1, 4, 4096)):
+        for B, H, N in ((1, 2, 128), (2, 3, 768), (1, 3, 1024), (1, 4, 4096)):
             q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
             kw = dict(stride=128, c=32) if fixed else dict(stride=1)
             out, lse = blocksparse_forward(q, k, v, attention_plans("fixed" if fixed else "dense", N, H, device="cuda", **kw))
@@ -177,7 +184,7 @@ def check():
             want_delta = (out.float() * do.float()).sum(-1)
             for first in (False, True):
                 dq, delta = gluon_dq(q, k, v, out, do, lse, fixed, first=first)
-                err = ((dq.float() - qf.grad).norm() / qf.grad.norm()).item()
+                err = head_err(dq, qf.grad)
                 derr = ((delta - want_delta).abs().max() / want_delta.abs().max()).item()
                 ok = err < 1e-2 and derr < 1e-3 and torch.isfinite(dq).all().item()
                 print(f"check {'fixed' if fixed else 'dense'} B={B} H={H} N={N} heads first {first}: dq rel err {err:.2e}, "
