@@ -17,7 +17,7 @@ Usage:
   python bench/gluon_dkdv.py --compile   # CPU: compile each configuration for sm_90 with the installed Triton
   python bench/gluon_dkdv.py             # GPU: check dK and dV against float32 autograd, then time each configuration
                                          # against the package's dK/dV passes (dense and fixed, B=1, H=16, D=64, bf16)"""
-import argparse, sys, time
+import argparse, statistics, sys, time
 import torch, triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
@@ -209,36 +209,22 @@ def compile_sm90(cfg, kind="dense", N=1024, H=2, D=64):
                           target=GPUTarget("cuda", 90, 32), options=dict(num_warps=cfg["num_warps"]))
 
 
-def _inputs(kind, B, H, N):
-    "Fresh bf16 q, k, v, dO, the package's forward (out, lse) and Δ, for 'dense' or 'fixed'."
-    from sparse_transformer_edu.kernels import blocksparse_forward
-    from sparse_transformer_edu.plans import attention_plans
-    q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-    kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
-    out, lse = blocksparse_forward(q, k, v, attention_plans(kind, N, H, device="cuda", **kw))
-    return q, k, v, do, out, lse, (out.float() * do.float()).sum(-1)
-
-
 def check(cfgs):
     """dK and dV against float32 autograd on fresh random inputs, dense and fixed, every configuration, both grid orders:
     the worst error of any head, and for fixed also of the summary rows alone (the last 32 of each block). N=768 (six
     blocks) makes the last summary tile at 128 keys reach past the tensor."""
-    from gluon_dq import head_err   # this script's folder is on the path when it runs
-    from sparse_transformer_edu.patterns import token_mask
+    from gluon_dq import head_err, inputs, reference_grads   # this script's folder is on the path when it runs
     for kind in ("dense", "fixed"):
         for B, H, N in ((1, 2, 256), (2, 3, 768), (1, 3, 1024), (1, 4, 4096)):
-            q, k, v, do, out, lse, delta = _inputs(kind, B, H, N)
+            q, k, v, do, out, lse, delta = inputs(kind, B, H, N)
             summ = torch.arange(N, device="cuda") % 128 >= 96
-            kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
-            qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
-            s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~token_mask(kind, N, device="cuda", **kw), float("-inf"))
-            (torch.softmax(s, -1) @ vf).backward(do.float())
+            _, want_dk, want_dv = reference_grads(kind, q, k, v, do)
             for cfg in cfgs:
                 for first in (False, True):
                     dk, dv = (gluon_fixed_dkdv(q, k, v, do, lse, delta, cfg, first) if kind == "fixed"
                               else gluon_dkdv(q, k, v, do, lse, delta, cfg, first=first))
-                    errs = [head_err(a, r) for a, r in ((dk, kf.grad), (dv, vf.grad))]
-                    if kind == "fixed": errs += [head_err(a[:, :, summ], r[:, :, summ]) for a, r in ((dk, kf.grad), (dv, vf.grad))]
+                    errs = [head_err(a, r) for a, r in ((dk, want_dk), (dv, want_dv))]
+                    if kind == "fixed": errs += [head_err(a[:, :, summ], r[:, :, summ]) for a, r in ((dk, want_dk), (dv, want_dv))]
                     ok = max(errs) < 1e-2 and torch.isfinite(dk).all().item() and torch.isfinite(dv).all().item()
                     print(f"check {kind} {cfg} B={B} H={H} N={N} heads first {first}: dk, dv (summary rows) rel err "
                           f"{', '.join(f'{e:.2e}' for e in errs)} "
@@ -250,11 +236,11 @@ def bench(cfgs, Ns=(16384, 65536), rounds=3):
     "Each configuration against the package's dK/dV passes (its tiles, its grid orders), alternating, medians of do_bench."
     import sparse_transformer_edu.kernels as K
     from sparse_transformer_edu.plans import attention_plans
+    from gluon_dq import PATTERN, inputs   # this script's folder is on the path when it runs
     for N in Ns:
         for kind in ("dense", "fixed"):
-            q, k, v, do, out, lse, delta = _inputs(kind, 1, 16, N)
-            kw = dict(stride=128, c=32) if kind == "fixed" else dict(stride=1)
-            plans = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **kw) if p.role & 2]
+            q, k, v, do, out, lse, delta = inputs(kind, 1, 16, N)
+            plans = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **PATTERN[kind]) if p.role & 2]
             dq, dk0, dv0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
             def package():
                 for i, p in enumerate(plans): K.backward_pass(q, k, v, out, do, lse, delta, p, dq, dk0, dv0, first_q=False, first_kv=i == 0)
@@ -268,10 +254,9 @@ def bench(cfgs, Ns=(16384, 65536), rounds=3):
             times = {name: [] for name in runs}
             for _ in range(rounds):
                 for name, run in runs.items(): times[name].append(triton.testing.do_bench(run, warmup=50, rep=300))
-            base = sorted(times["package dK/dV (Triton)"])[rounds // 2]
-            for name, ts in times.items():
-                m = sorted(ts)[rounds // 2]
-                print(f"{kind:6s} N={N:6d} {name:40s} {m:8.4f} ms  {base / m:.3f}x", flush=True)
+            med = {name: statistics.median(ts) for name, ts in times.items()}
+            for name, m in med.items():
+                print(f"{kind:6s} N={N:6d} {name:40s} {m:8.4f} ms  {med['package dK/dV (Triton)'] / m:.3f}x", flush=True)
 
 
 def main(argv=None):
@@ -279,16 +264,13 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true", help="compile each configuration for sm_90 on the CPU and report")
     a = ap.parse_args(argv)
     if a.compile:
-        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
+        from ptxas_regs import gluon_report   # this script's folder is on the path when it runs
         for kind in KINDS:
             for cfg in CONFIGS:
                 t = time.perf_counter()
                 try: c = compile_sm90(cfg, kind)
                 except Exception as e: print(f"{kind} {cfg}: fails: {type(e).__name__}: {str(e)[:2000]}"); continue
-                ptx = c.asm["ptx"]
-                regs, st, ld = ptxas_stats(ptx)
-                print(f"{kind} {cfg}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
-                      f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+                print(f"{kind} {cfg}: {gluon_report(c)} ({time.perf_counter() - t:.1f} s)")
         return
     if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -14,7 +14,7 @@ Usage:
   python bench/gluon_dq.py --compile   # CPU: compile both kinds for sm_90 with the installed Triton; registers, spills
   python bench/gluon_dq.py             # GPU: check dQ and Δ against float32 autograd at small shapes, then time the
                                        # kernel against the package's dQ kernel (B=1, H=16, D=64, bf16)"""
-import argparse, sys, time
+import argparse, statistics, sys, time
 import torch, triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
@@ -158,9 +158,26 @@ def compile_sm90(fixed, N=1024, H=2, D=64):
                           target=GPUTarget("cuda", 90, 32), options=dict(num_warps=CFG["num_warps"]))
 
 
-def _mask(fixed, N):
+PATTERN = {"dense": dict(stride=1), "fixed": dict(stride=128, c=32)}   # the package's settings of each kind here
+
+
+def inputs(kind, B, H, N):
+    "Fresh bf16 q, k, v, dO, the package's forward (out, lse) and Δ, for 'dense' or 'fixed'."
+    from sparse_transformer_edu.kernels import blocksparse_forward
+    from sparse_transformer_edu.plans import attention_plans
+    q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
+    out, lse = blocksparse_forward(q, k, v, attention_plans(kind, N, H, device="cuda", **PATTERN[kind]))
+    return q, k, v, do, out, lse, (out.float() * do.float()).sum(-1)
+
+
+def reference_grads(kind, q, k, v, do) -> tuple:
+    "dQ, dK and dV by float32 autograd under the pattern's mask."
     from sparse_transformer_edu.patterns import token_mask
-    return token_mask("fixed", N, stride=128, c=32, device="cuda") if fixed else token_mask("dense", N, stride=1, device="cuda")
+    qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
+    mask = token_mask(kind, q.shape[2], device="cuda", **PATTERN[kind])
+    s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~mask, float("-inf"))
+    (torch.softmax(s, -1) @ vf).backward(do.float())
+    return qf.grad, kf.grad, vf.grad
 
 
 def head_err(x, ref) -> float:
@@ -171,20 +188,13 @@ def head_err(x, ref) -> float:
 def check():
     """dQ and Δ against float32 autograd on fresh random inputs (the forward from the package), both kinds and grid orders;
     the error is the worst of each head's. N=768 (six blocks) makes fixed's last summary box reach past the tensor."""
-    from sparse_transformer_edu.kernels import blocksparse_forward
-    from sparse_transformer_edu.plans import attention_plans
     for fixed in (False, True):
         for B, H, N in ((1, 2, 128), (2, 3, 768), (1, 3, 1024), (1, 4, 4096)):
-            q, k, v, do = (torch.randn(B, H, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-            kw = dict(stride=128, c=32) if fixed else dict(stride=1)
-            out, lse = blocksparse_forward(q, k, v, attention_plans("fixed" if fixed else "dense", N, H, device="cuda", **kw))
-            qf, kf, vf = (t.float().requires_grad_() for t in (q, k, v))
-            s = (qf @ kf.transpose(-1, -2) / 8.0).masked_fill(~_mask(fixed, N), float("-inf"))
-            (torch.softmax(s, -1) @ vf).backward(do.float())
-            want_delta = (out.float() * do.float()).sum(-1)
+            q, k, v, do, out, lse, want_delta = inputs("fixed" if fixed else "dense", B, H, N)
+            want_dq = reference_grads("fixed" if fixed else "dense", q, k, v, do)[0]
             for first in (False, True):
                 dq, delta = gluon_dq(q, k, v, out, do, lse, fixed, first=first)
-                err = head_err(dq, qf.grad)
+                err = head_err(dq, want_dq)
                 derr = ((delta - want_delta).abs().max() / want_delta.abs().max()).item()
                 ok = err < 1e-2 and derr < 1e-3 and torch.isfinite(dq).all().item()
                 print(f"check {'fixed' if fixed else 'dense'} B={B} H={H} N={N} heads first {first}: dq rel err {err:.2e}, "
@@ -199,10 +209,8 @@ def bench(Ns=(16384, 65536), rounds=3):
     for N in Ns:
         for fixed in (False, True):
             kind = "fixed" if fixed else "dense"
-            kw = dict(stride=128, c=32) if fixed else dict(stride=1)
-            q, k, v, do = (torch.randn(1, 16, N, 64, device="cuda", dtype=torch.bfloat16) for _ in range(4))
-            out, lse = K.blocksparse_forward(q, k, v, attention_plans(kind, N, 16, device="cuda", **kw))
-            (plan,) = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **kw) if p.role == 1]
+            q, k, v, do, out, lse, _ = inputs(kind, 1, 16, N)
+            (plan,) = [p for p in attention_plans(kind, N, 16, device="cuda", kernel="bwd", **PATTERN[kind]) if p.role == 1]
             dq0, dk, dv, delta0 = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(lse)
             pkg = lambda: K.backward_pass(q, k, v, out, do, lse, delta0, plan, dq0, dk, dv, first_q=True, first_kv=False)
             first = K.heads_first(plan, 16)
@@ -213,7 +221,7 @@ def bench(Ns=(16384, 65536), rounds=3):
             for _ in range(rounds):
                 times["package dQ (Triton)"].append(triton.testing.do_bench(pkg, warmup=50, rep=300))
                 times["Gluon dQ"].append(triton.testing.do_bench(ours, warmup=50, rep=300))
-            med = {n: sorted(t)[rounds // 2] for n, t in times.items()}
+            med = {n: statistics.median(t) for n, t in times.items()}
             base = med["package dQ (Triton)"]
             print(f"{kind:6s} N={N:6d} heads first {first}: " + " | ".join(f"{n} {m:.4f} ms ({base / m:.3f}x)" for n, m in med.items())
                   + f"; dq apart {err:.1e}", flush=True)
@@ -224,14 +232,10 @@ def main(argv=None):
     ap.add_argument("--compile", action="store_true", help="compile both kinds for sm_90 on the CPU and report")
     a = ap.parse_args(argv)
     if a.compile:
-        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
+        from ptxas_regs import gluon_report   # this script's folder is on the path when it runs
         for fixed in (False, True):
             t = time.perf_counter()
-            c = compile_sm90(fixed)
-            ptx = c.asm["ptx"]
-            regs, st, ld = ptxas_stats(ptx)
-            print(f"{'fixed' if fixed else 'dense'}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
-                  f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+            print(f"{'fixed' if fixed else 'dense'}: {gluon_report(compile_sm90(fixed))} ({time.perf_counter() - t:.1f} s)")
         return
     if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -597,15 +597,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     cfgs = [c for c in (BEST if a.best else CONFIGS + FIXED_CONFIGS) if ("fixed" if c.get("fixed") else "dense") in a.kinds]
     if a.compile:
-        from ptxas_regs import ptxas_stats   # this script's folder is on the path when it runs
+        from ptxas_regs import gluon_report   # this script's folder is on the path when it runs
         for cfg in cfgs:
             t = time.perf_counter()
             try: c = compile_sm90(cfg)
             except Exception as e: print(f"{cfg}: fails: {type(e).__name__}: {str(e)[:2000]}"); continue
-            ptx = c.asm["ptx"]
-            regs, st, ld = ptxas_stats(ptx)
-            print(f"{cfg}: regs {regs}, spill stores/loads {st}/{ld} B, shared {c.metadata.shared} B, "
-                  f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')} ({time.perf_counter() - t:.1f} s)")
+            print(f"{cfg}: {gluon_report(c)} ({time.perf_counter() - t:.1f} s)")
         return
     if not torch.cuda.is_available(): sys.exit("needs a GPU (or --compile)")
     print(torch.cuda.get_device_name(), "torch", torch.__version__, "triton", triton.__version__, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))

@@ -12,7 +12,7 @@ holds few programs (fixed at B=1, H=8, N=12,288: 1.22x -> 1.34x the Triton forwa
 at N=65,536: 1.07x -> 0.86x).
 
 Usage: python bench/hopper_grid.py [--rounds 3]"""
-import argparse
+import argparse, statistics
 import torch, triton
 import sparse_transformer_edu.kernels as K
 from sparse_transformer_edu.plans import attention_plans
@@ -43,8 +43,8 @@ def main(argv=None):
                 assert err < 1e-2, (kind, N, name, err)
                 times[name].append(triton.testing.do_bench(lambda: K.blocksparse_forward(q, k, v, plans), warmup=50, rep=300))
         K.HOPPER_FORWARD, K.GRID_ORDER = True, "auto"
-        base = sorted(times["triton"])[a.rounds // 2]
-        cells = [f"{n} {sorted(t)[a.rounds // 2]:.4f} ms ({base / sorted(t)[a.rounds // 2]:.3f}x)" for n, t in times.items()]
+        med = {n: statistics.median(t) for n, t in times.items()}
+        cells = [f"{n} {m:.4f} ms ({med['triton'] / m:.3f}x)" for n, m in med.items()]
         print(f"{kind:6s} B={B} H={H:2d} N={N:6d}: " + " | ".join(cells), flush=True)
 
 if __name__ == "__main__": main()

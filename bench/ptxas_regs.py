@@ -29,6 +29,14 @@ def ptxas_stats(ptx:str) -> tuple:
     return int(regs.group(1)), *(map(int, spill.groups()) if spill else (0, 0))
 
 
+def gluon_report(compiled) -> str:
+    "Registers, spills, shared memory and warp-group products and waits of a Gluon kernel compiled for sm_90."
+    ptx = compiled.asm["ptx"]
+    regs, st, ld = ptxas_stats(ptx)
+    return (f"regs {regs}, spill stores/loads {st}/{ld} B, shared {compiled.metadata.shared} B, "
+            f"wgmma {ptx.count('wgmma.mma_async')}, waits {ptx.count('wgmma.wait_group')}")
+
+
 def line(what, compiled, warps, stages) -> str:
     ptx = compiled.asm["ptx"]
     regs, st, ld = ptxas_stats(ptx)

@@ -549,7 +549,7 @@ def hopper_forward(q, k, v, spec, scale=None, out=None, first:bool=False):
     qk_scale = (D ** -0.5 if scale is None else scale) * LOG2E
     first = (first or B * H > 65535) and N // _HP["BM"] <= 65535   # a grid's second axis holds 65,535 programs
     consts = dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"])
-    args, grid = (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), (B * H, N // _HP["BM"]) if first else (N // _HP["BM"], B * H)
+    args, grid = (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), _grid(N // _HP["BM"], B * H, first)
     key = (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0)   # what Triton specializes the kernel on
     hit = _hp_compiled.get(key) if _direct() else None
     if hit is None:   # the first launch goes through Triton, which compiles or finds the kernel

@@ -280,32 +280,31 @@ def test_pv_behind_variant(tmp_path):
     assert 'dict(num_warps=8, num_stages=3),' in pkg('main-w8', 'kernels.py') and '_online_probs' not in pkg('main-w8', 'kernels.py')
 
 
+def gluon_compile(*args) -> tuple:
+    "Run a Gluon bench script's --compile (sm_90, no GPU) outside Triton's interpreter: (its output, its report lines)."
+    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
+    r = subprocess.run([sys.executable, *args, '--compile'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout, [l for l in r.stdout.splitlines() if ': regs ' in l]
+
+
 def test_gluon_fwd_compile():
     "bench/gluon_fwd.py --compile --best compiles its kept Gluon kernels for sm_90 here; at 64 query rows they do not spill."
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
-    r = subprocess.run([sys.executable, 'bench/gluon_fwd.py', '--compile', '--best'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    rows = [l for l in r.stdout.splitlines() if ': regs ' in l]
-    assert len(rows) == 6 and 'fails' not in r.stdout, r.stdout
-    assert all('spill stores/loads 0/0 B' in l for l in rows if "'BM': 64" in l), r.stdout
+    out, rows = gluon_compile('bench/gluon_fwd.py', '--best')
+    assert len(rows) == 6 and 'fails' not in out, out
+    assert all('spill stores/loads 0/0 B' in l for l in rows if "'BM': 64" in l), out
 
 
 def test_gluon_dq_compile():
     "bench/gluon_dq.py --compile compiles its Gluon dQ kernel, dense and fixed, for sm_90 here, with no spills."
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
-    r = subprocess.run([sys.executable, 'bench/gluon_dq.py', '--compile'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    rows = [l for l in r.stdout.splitlines() if ': regs ' in l]
-    assert [l.split(':')[0] for l in rows] == ['dense', 'fixed'], r.stdout
-    assert all('spill stores/loads 0/0 B' in l for l in rows), r.stdout
+    out, rows = gluon_compile('bench/gluon_dq.py')
+    assert [l.split(':')[0] for l in rows] == ['dense', 'fixed'], out
+    assert all('spill stores/loads 0/0 B' in l for l in rows), out
 
 
 def test_gluon_dkdv_compile():
     "bench/gluon_dkdv.py --compile compiles each of its Gluon dK/dV configurations, dense and fixed's two passes, for sm_90 here, with no spills."
-    env = {k: v for k, v in os.environ.items() if k != 'TRITON_INTERPRET'}   # Triton's interpreter changes the language it compiles
-    r = subprocess.run([sys.executable, 'bench/gluon_dkdv.py', '--compile'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    rows = [l for l in r.stdout.splitlines() if ': regs ' in l]
-    assert len(rows) == 12 and 'fails' not in r.stdout, r.stdout
-    assert {l.split(' ')[0] for l in rows} == {'dense', 'own', 'summary'}, r.stdout
-    assert all('spill stores/loads 0/0 B' in l for l in rows), r.stdout
+    out, rows = gluon_compile('bench/gluon_dkdv.py')
+    assert len(rows) == 12 and 'fails' not in out, out
+    assert {l.split(' ')[0] for l in rows} == {'dense', 'own', 'summary'}, out
+    assert all('spill stores/loads 0/0 B' in l for l in rows), out
