@@ -1,6 +1,8 @@
 """A dK/dV kernel in Gluon for dense causal and fixed attention, the backward's other half, checked and timed before building.
 
-The package's dK/dV kernel is Triton's: a program per key tile walks the query tiles that read it and accumulates dK
+The kernel measured here is now the package's (chapter 05, `_hopper_dkdv`, at 64x64, two stages, four warps); this
+script keeps the checks and the timings of every configuration against the Triton dK/dV passes that chose it. The
+package's Triton dK/dV kernel: a program per key tile walks the query tiles that read it and accumulates dK
 and dV (S^T = K Q^T, P^T, dV += P^T dO, dP^T = V dO^T, dS^T, dK += dS^T Q). It takes about 60% of the backward
 (bench/NOTES.md, "Where the backward's time goes"). `_gl_dkdv` is the same loop written in Gluon, in the manner of
 chapter 04's Hopper forward: K and V copied once by TMA, Q and dO through a ring of STAGES buffers with a barrier each,
@@ -19,136 +21,12 @@ Usage:
                                          # against the package's dK/dV passes (dense and fixed, B=1, H=16, D=64, bf16)"""
 import argparse, statistics, sys, time
 import torch, triton
-from triton.experimental import gluon
-from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, fence_async_shared, tma, warpgroup_mma, warpgroup_mma_wait, warpgroup_mma_init
 
 from sparse_transformer_edu.plans import LOG2E
-from sparse_transformer_edu.kernels import _desc, _tma_load, _tma_store
+from sparse_transformer_edu.kernels import _desc, _hopper_dkdv
 
 
-@gluon.jit
-def _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM: gl.constexpr, STAGES: gl.constexpr):
-    "Start the copies of query tile qt0 + t (Q and dO) into its stage, if t < T."
-    st, ok = t % STAGES, t < T
-    mbarrier.expect(q_bar.index(st), q_desc.block_type.nbytes, pred=ok)
-    _tma_load(q_desc, [b, h, (qt0 + t) * BM, 0], q_bar.index(st), q_smem.index(st), pred=ok)
-    mbarrier.expect(do_bar.index(st), do_desc.block_type.nbytes, pred=ok)
-    _tma_load(do_desc, [b, h, (qt0 + t) * BM, 0], do_bar.index(st), do_smem.index(st), pred=ok)
-
-
-@gluon.jit
-def _dkdv_step(k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0, t, T_next, key0, dk, dv, LSE, DELTA, lbase, qk_scale,
-               MASK: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, L: gl.constexpr, C: gl.constexpr,
-               STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """Query tile qt0 + t's share of dK and dV: S^T and dP^T, one wait, the refill (of T_next tiles: 0 at t = 0, whose stages
-    were filled before the loop), the mask (0: none; 1: causal, query i >= key key0 + r; 2: summary keys, read from the
-    next block on, key row r of block key0 + r // C), P^T and dS^T, then both products left running."""
-    st = t % STAGES
-    qrows = (qt0 + t) * BM + gl.arange(0, BM, layout=gl.SliceLayout(0, s_layout))
-    lse2 = gl.load(LSE + lbase + qrows) * 1.4426950408889634
-    delta = gl.load(DELTA + lbase + qrows)
-    zeros = gl.zeros([BN, BM], gl.float32, s_layout)
-    q = q_smem.index(st).reshape([BM, D])
-    do = do_smem.index(st).reshape([BM, D])
-    mbarrier.wait(q_bar.index(st), (t // STAGES) & 1)
-    st_ = warpgroup_mma(k, q.permute((1, 0)), zeros, use_acc=False, is_async=True)
-    mbarrier.wait(do_bar.index(st), (t // STAGES) & 1)
-    dpt = warpgroup_mma(v, do.permute((1, 0)), zeros, use_acc=False, is_async=True)
-    st_, dpt, dk, dv = warpgroup_mma_wait(0, deps=(st_, dpt, dk, dv))
-    _load_q(descs[0], descs[1], q_smem, do_smem, q_bar, do_bar, b, h, qt0, t - 1 + STAGES, T_next, BM, STAGES)
-    r = gl.arange(0, BN, layout=gl.SliceLayout(1, s_layout))
-    if MASK == 1:
-        st_ = gl.where(gl.expand_dims(qrows, 0) >= gl.expand_dims(key0 + r, 1), st_, float("-inf"))
-    if MASK == 2:
-        st_ = gl.where(gl.expand_dims(qrows // L, 0) > gl.expand_dims(key0 + r // C, 1), st_, float("-inf"))
-    pt = gl.exp2(st_ * qk_scale - gl.expand_dims(lse2, 0))
-    dst = pt * (dpt - gl.expand_dims(delta, 0))
-    op: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    dv = warpgroup_mma(gl.convert_layout(pt.to(do.dtype), op), do, dv, is_async=True)
-    dk = warpgroup_mma(gl.convert_layout(dst.to(q.dtype), op), q, dk, is_async=True)
-    return dk, dv
-
-
-@gluon.jit
-def _gl_dkdv(q_desc, k_desc, v_desc, do_desc, dk_desc, dv_desc, LSE, DELTA, H, N, qk_scale, sm_scale,
-             KIND: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, L: gl.constexpr, C: gl.constexpr,
-             STAGES: gl.constexpr, HEADS_FIRST: gl.constexpr, num_warps: gl.constexpr):
-    """dK and dV of one key tile of BN rows: KIND 0 dense causal; 1 fixed's own block (causal within blocks of L); 2 fixed's
-    summary keys (the last C rows of BN/C consecutive blocks, through 5-D boxes), added to what pass 1 wrote. Key tile 0,
-    the longest walk, first."""
-    if HEADS_FIRST:
-        bh, kt = gl.program_id(0), gl.program_id(1)
-    else:
-        kt, bh = gl.program_id(0), gl.program_id(1)
-    b, h = bh // H, bh % H
-    if KIND == 2:
-        G: gl.constexpr = BN // C
-        key0 = kt * G                        # for the mask: the block of the tile's first summary row
-        qt0 = (key0 + 1) * L // BM           # queries from the next block on
-        T = N // BM - qt0
-        NMASK: gl.constexpr = (G - 1) * L // BM   # query tiles in blocks that only some of these keys precede
-    else:
-        key0 = kt * BN
-        qt0 = key0 // BM                     # the first query tile that reads these keys
-        if KIND == 1:
-            T = (key0 // L + 1) * (L // BM) - qt0   # to the end of the keys' block
-        else:
-            T = N // BM - qt0
-        NMASK: gl.constexpr = BN // BM       # query tiles that straddle the diagonal
-    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, BM, 16])
-    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, D, 16])
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, v_desc.block_type.shape, v_desc.layout)
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, [STAGES] + q_desc.block_type.shape, q_desc.layout)
-    do_smem = gl.allocate_shared_memory(do_desc.dtype, [STAGES] + do_desc.block_type.shape, do_desc.layout)
-    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    q_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    do_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(kv_bar, count=1)
-    for i in gl.static_range(STAGES):
-        mbarrier.init(q_bar.index(i), count=1)
-        mbarrier.init(do_bar.index(i), count=1)
-    if KIND == 2:
-        at = [b, h, kt * G, L - C, 0]        # 5-D boxes [1, 1, G, C, D] over [B, H, N/L, L, D]: the summary rows
-    else:
-        at = [b, h, key0, 0]
-    mbarrier.expect(kv_bar, k_desc.block_type.nbytes + v_desc.block_type.nbytes)
-    _tma_load(k_desc, at, kv_bar, k_smem)
-    _tma_load(v_desc, at, kv_bar, v_smem)
-    descs = (q_desc, do_desc)
-    for t in gl.static_range(STAGES):
-        _load_q(q_desc, do_desc, q_smem, do_smem, q_bar, do_bar, b, h, qt0, t, T, BM, STAGES)
-    dk = warpgroup_mma_init(gl.zeros([BN, D], gl.float32, o_layout))
-    dv = warpgroup_mma_init(gl.zeros([BN, D], gl.float32, o_layout))
-    mbarrier.wait(kv_bar, 0)
-    k, v = k_smem.reshape([BN, D]), v_smem.reshape([BN, D])
-    args = (k, v, q_smem, do_smem, q_bar, do_bar, descs, b, h, qt0)
-    MASK: gl.constexpr = 2 if KIND == 2 else 1
-    for t in range(0, gl.where(T < NMASK, T, NMASK)):
-        dk, dv = _dkdv_step(*args, t, T * (t > 0).to(gl.int32), key0, dk, dv, LSE, DELTA, bh * N, qk_scale, MASK,
-                            BM, BN, D, L, C, STAGES, s_layout, o_layout)
-    for t in range(NMASK, T):
-        dk, dv = _dkdv_step(*args, t, T, key0, dk, dv, LSE, DELTA, bh * N, qk_scale, 0, BM, BN, D, L, C, STAGES, s_layout, o_layout)
-    dk, dv = warpgroup_mma_wait(0, deps=(dk, dv))
-    dk = dk * sm_scale
-    if KIND == 2:   # K's and V's buffers are free (every product that read them is done): bring in pass 1's dK and dV there
-        mbarrier.expect(kv_bar, dk_desc.block_type.nbytes + dv_desc.block_type.nbytes)
-        _tma_load(dk_desc, at, kv_bar, k_smem)
-        _tma_load(dv_desc, at, kv_bar, v_smem)
-        mbarrier.wait(kv_bar, 1)
-        dk += k.load(o_layout).to(gl.float32)
-        dv += v.load(o_layout).to(gl.float32)
-    mbarrier.invalidate(kv_bar)
-    for i in gl.static_range(STAGES):
-        mbarrier.invalidate(q_bar.index(i))
-        mbarrier.invalidate(do_bar.index(i))
-    k.store(dk.to(dk_desc.dtype))
-    v.store(dv.to(dv_desc.dtype))
-    fence_async_shared()
-    _tma_store(dk_desc, at, k_smem)
-    _tma_store(dv_desc, at, v_smem)
-    tma.store_wait(pendings=0)
+_gl_dkdv = _hopper_dkdv   # the kernel, as chapter 05 now ships it
 
 
 CONFIGS = [dict(BM=64, BN=64, STAGES=2, num_warps=4), dict(BM=64, BN=128, STAGES=2, num_warps=8),

@@ -1,7 +1,8 @@
 """A dQ kernel in Gluon, the backward's half that mirrors chapter 04's Hopper forward, checked and timed before building.
 
-The package's backward runs a dQ kernel (a program per query tile, walking its key tiles: S = Q K^T, P, dP = dO V^T,
-dS, dQ += dS K) and a dK/dV kernel, both in Triton; the dQ kernels take about 40% of the backward (bench/NOTES.md,
+The kernel measured here is now the package's (chapter 05, `_hopper_dq`); this script keeps the checks and timings
+against the Triton dQ pass that chose it. The package's Triton backward runs a dQ kernel (a program per query tile,
+walking its key tiles: S = Q K^T, P, dP = dO V^T, dS, dQ += dS K) and a dK/dV kernel, both in Triton; the dQ kernels take about 40% of the backward (bench/NOTES.md,
 "Where the backward's time goes"). Chapter 04's forward gained 8-18% on the H200 by moving to Gluon with 64 query rows
 a program, TMA copies into a ring of two stages, and one wait per tile. `_gl_dq` is that loop with the backward's
 products: per key tile it starts S and dP together, waits once for both and for the previous tile's dS K, refills the
@@ -16,104 +17,12 @@ Usage:
                                        # kernel against the package's dQ kernel (B=1, H=16, D=64, bf16)"""
 import argparse, statistics, sys, time
 import torch, triton
-from triton.experimental import gluon
-from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import mbarrier, fence_async_shared, tma, warpgroup_mma, warpgroup_mma_wait, warpgroup_mma_init
 
 from sparse_transformer_edu.plans import LOG2E
-from sparse_transformer_edu.kernels import _desc, _hp_load, _tma_load, _tma_store
+from sparse_transformer_edu.kernels import _desc, _hopper_dq
 
 
-@gluon.jit
-def _dq_tile(q, do, k_smem, v_smem, k_bar, v_bar, descs, b, h, blk, t, T, row0, dq, lse2, delta, qk_scale, MASK: gl.constexpr,
-             FIXED: gl.constexpr, BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-             s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """Key tile t: S = Q K^T and dP = dO V^T started together, waited for with the previous tile's dS K; the stage that
-    product read is refilled; the mask (as the forward's); P and dS; then dS K, left running."""
-    st = t % STAGES
-    zeros = gl.zeros([BM, L], gl.float32, s_layout)
-    mbarrier.wait(k_bar.index(st), (t // STAGES) & 1)
-    s = warpgroup_mma(q, k_smem.index(st).reshape([L, D]).permute((1, 0)), zeros, use_acc=False, is_async=True)
-    mbarrier.wait(v_bar.index(st), (t // STAGES) & 1)
-    dp = warpgroup_mma(do, v_smem.index(st).reshape([L, D]).permute((1, 0)), zeros, use_acc=False, is_async=True)
-    s, dp, dq = warpgroup_mma_wait(0, deps=(s, dp, dq))
-    _hp_load(descs[0], descs[1], descs[2], descs[3], k_smem, v_smem, k_bar, v_bar, b, h, blk, t - 1 + STAGES,
-             T * (t > 0).to(gl.int32), FIXED, L, C, STAGES)
-    cols = gl.arange(0, L, layout=gl.SliceLayout(0, s_layout))
-    if MASK == 1:
-        s = gl.where(gl.expand_dims(cols // C < blk - t * (L // C), 0), s, float("-inf"))
-    if MASK == 2:
-        rows = row0 - blk * L + gl.arange(0, BM, layout=gl.SliceLayout(1, s_layout))
-        s = gl.where(gl.expand_dims(rows, 1) >= gl.expand_dims(cols, 0), s, float("-inf"))
-    p = gl.exp2(s * qk_scale - gl.expand_dims(lse2, 1))
-    ds = p * (dp - gl.expand_dims(delta, 1))
-    ds = gl.convert_layout(ds.to(k_smem.dtype), gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2))
-    return warpgroup_mma(ds, k_smem.index(st).reshape([L, D]), dq, is_async=True)
-
-
-@gluon.jit
-def _gl_dq(q_desc, k_desc, v_desc, ks_desc, vs_desc, do_desc, o_desc, dq_desc, LSE, DELTA, H, N, qk_scale, sm_scale,
-           FIXED: gl.constexpr, BM: gl.constexpr, L: gl.constexpr, C: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-           HEADS_FIRST: gl.constexpr, num_warps: gl.constexpr):
-    "dQ and Δ of one query tile of dense causal (FIXED False) or fixed merged attention, the grid ordered as the forward's."
-    if HEADS_FIRST:
-        bh, start_m = gl.program_id(0), N // BM - 1 - gl.program_id(1)
-    else:
-        start_m, bh = N // BM - 1 - gl.program_id(0), gl.program_id(1)
-    b, h, row0 = bh // H, bh % H, start_m * BM
-    blk = row0 // L
-    G: gl.constexpr = L // C
-    if FIXED:
-        T = gl.cdiv(blk, G) + 1
-        full = blk // G
-    else:
-        T = blk + 1
-        full = blk
-    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, L, 16])
-    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[num_warps, 1], instr_shape=[16, D, 16])
-    q_smem = gl.allocate_shared_memory(q_desc.dtype, q_desc.block_type.shape, q_desc.layout)
-    do_smem = gl.allocate_shared_memory(do_desc.dtype, do_desc.block_type.shape, do_desc.layout)
-    o_smem = gl.allocate_shared_memory(o_desc.dtype, o_desc.block_type.shape, o_desc.layout)   # O, later dQ on its way out
-    k_smem = gl.allocate_shared_memory(k_desc.dtype, [STAGES] + k_desc.block_type.shape, k_desc.layout)
-    v_smem = gl.allocate_shared_memory(v_desc.dtype, [STAGES] + v_desc.block_type.shape, v_desc.layout)
-    q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    k_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    v_bar = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    mbarrier.init(q_bar, count=1)
-    for i in gl.static_range(STAGES):
-        mbarrier.init(k_bar.index(i), count=1)
-        mbarrier.init(v_bar.index(i), count=1)
-    mbarrier.expect(q_bar, q_desc.block_type.nbytes + do_desc.block_type.nbytes + o_desc.block_type.nbytes)
-    _tma_load(q_desc, [b, h, row0, 0], q_bar, q_smem)
-    _tma_load(do_desc, [b, h, row0, 0], q_bar, do_smem)
-    _tma_load(o_desc, [b, h, row0, 0], q_bar, o_smem)
-    descs = (k_desc, v_desc, ks_desc, vs_desc)
-    for t in gl.static_range(STAGES):
-        _hp_load(k_desc, v_desc, ks_desc, vs_desc, k_smem, v_smem, k_bar, v_bar, b, h, blk, t, T, FIXED, L, C, STAGES)
-    rows = row0 + gl.arange(0, BM, layout=gl.SliceLayout(1, s_layout))
-    lse2 = gl.load(LSE + bh * N + rows) * 1.4426950408889634   # the forward's natural-log lse, in base 2
-    dq = warpgroup_mma_init(gl.zeros([BM, D], gl.float32, o_layout))
-    mbarrier.wait(q_bar, 0)
-    q, do = q_smem.reshape([BM, D]), do_smem.reshape([BM, D])
-    o_rows = o_smem.reshape([BM, D])
-    delta = gl.sum(o_rows.load(o_layout).to(gl.float32) * do.load(o_layout).to(gl.float32), axis=1)
-    gl.store(DELTA + bh * N + row0 + gl.arange(0, BM, layout=gl.SliceLayout(1, o_layout)), delta)
-    delta = gl.convert_layout(delta, gl.SliceLayout(1, s_layout))
-    args = (q, do, k_smem, v_smem, k_bar, v_bar, descs, b, h, blk)
-    for t in range(0, full):
-        dq = _dq_tile(*args, t, T, row0, dq, lse2, delta, qk_scale, 0, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
-    if T - 1 > full:
-        dq = _dq_tile(*args, T - 2, T, row0, dq, lse2, delta, qk_scale, 1, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
-    dq = _dq_tile(*args, T - 1, T, row0, dq, lse2, delta, qk_scale, 2, FIXED, BM, L, C, D, STAGES, s_layout, o_layout)
-    dq = warpgroup_mma_wait(0, deps=(dq,))
-    mbarrier.invalidate(q_bar)
-    for i in gl.static_range(STAGES):
-        mbarrier.invalidate(k_bar.index(i))
-        mbarrier.invalidate(v_bar.index(i))
-    o_rows.store((dq * sm_scale).to(dq_desc.dtype))   # O's buffer is free: Δ was read from it before the loop
-    fence_async_shared()
-    _tma_store(dq_desc, [b, h, row0, 0], o_smem)
-    tma.store_wait(pendings=0)
+_gl_dq = _hopper_dq   # the kernel, as chapter 05 now ships it
 
 
 CFG = dict(BM=64, STAGES=2, num_warps=4)

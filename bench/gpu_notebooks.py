@@ -5,7 +5,7 @@ module (export, exports, default_exp), every import, and each earlier cell that 
 other tests, already run on the CPU by nbdev_test, are skipped. `merge` copies the outputs of the cuda cells of an
 executed notebook into the source notebook, leaving every other cell as it is.
 
-Usage: python bench/gpu_notebooks.py OUTDIR NOTEBOOK [NOTEBOOK ...] [--only-cuda] [--budget SECONDS]
+Usage: python bench/gpu_notebooks.py OUTDIR NOTEBOOK [NOTEBOOK ...] [--only-cuda [--cells ID ...]] [--budget SECONDS]
        python bench/gpu_notebooks.py --merge EXECUTED SOURCE"""
 import argparse, ast, os, re, sys, time
 import nbformat
@@ -51,13 +51,14 @@ def names(src:str) -> tuple:
     return bound, changed, read
 
 
-def needed_cells(cells) -> set:
-    """Indices of the code cells that --only-cuda runs: the cuda cells, the defining cells, and for each name a kept cell
-    reads, the last earlier cell that binds it and every cell in between that changes it. Cells that change global state
+def needed_cells(cells, ids=None) -> set:
+    """Indices of the code cells that --only-cuda runs: the cuda cells (those of `ids` only, if given), the defining cells,
+    and for each name a kept cell reads, the last earlier cell that binds it and every cell in between that changes it. Cells that change global state
     without naming it (a seed, an environment variable) are not found this way: the cuda cells set their own."""
     code = [(i, c.source) for i, c in enumerate(cells) if c.cell_type == "code" and not SKIP.search(c.source)]
     info = {i: names(s) for i, s in code}
-    keep = {i for i, s in code if CUDA.search(s) or DEFINES.search(s) or re.match(r"^\s*(import|from)\s", s)}
+    keep = {i for i, s in code if (CUDA.search(s) and (ids is None or cells[i].get("id") in ids)) or DEFINES.search(s)
+            or re.match(r"^\s*(import|from)\s", s)}
     todo = sorted(keep)
     while todo:
         i = todo.pop()
@@ -105,6 +106,7 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=None, help="seconds for all the notebooks: a cell still running then is "
                     "stopped and the notebook saved with the outputs it has")
     ap.add_argument("--only-cuda", action="store_true", help="run the cuda cells and the cells they need, nothing else")
+    ap.add_argument("--cells", nargs="+", default=None, help="with --only-cuda: only the cuda cells of these ids")
     args = ap.parse_args(argv)
     deadline = None if args.budget is None else time.time() + args.budget
     for path in args.notebooks:
@@ -113,7 +115,7 @@ def main(argv=None):
         try:
             client = Client(nb, timeout=args.timeout, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}})
             client.deadline = deadline
-            if args.only_cuda: client.only = needed_cells(nb.cells)
+            if args.only_cuda: client.only = needed_cells(nb.cells, args.cells)
             client.execute()
             status = "ok"
         except Exception as e:

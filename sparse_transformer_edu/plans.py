@@ -58,8 +58,8 @@ class TilePlan:
     t_runs: bool = False             # the same for the transposed table, which the dK/dV kernel walks (chapter 05)
     longest: int = 0                 # entries of the longest row of the table (0: not known); with the table's size, how uneven
     t_longest: int = 0               # a kernel's programs are (chapter 04); and of the transposed table's longest column
-    hopper: tuple = ()               # the whole pattern, where this is its only forward pass and chapter 04's Hopper kernel computes
-                                     # it: ('dense',) or ('fixed', l, c); () for the rest
+    hopper: tuple = ()               # the whole pattern, where the Hopper kernels compute it from this pass (its only forward pass,
+                                     # chapter 04) or its backward passes (chapter 05): ('dense',) or ('fixed', l, c); () for the rest
 
     @property
     def TQ(self): return self.lut_off.shape[1] - 1
@@ -408,8 +408,11 @@ def attention_plans(kind:str, n:int, heads:int=1, *, stride:int, c:int|None=None
             return (build_tile_plan(_stack_pred(preds), len(preds), n, n, tile, dev),)
         if kind == "strided": return tuple(_strided_passes(n, stride, parts[0], tile, dev))
         return tuple(_fixed_passes(n, stride, c, parts[0], sums, tile, dev, kernel))
-    if kernel == "bwd": return kernel_passes(at, block)
-    passes, spec = at(tile_shape(block)), hopper_pattern(kind, n, stride, c, parts, sums)
+    spec = hopper_pattern(kind, n, stride, c, parts, sums)
+    if kernel == "bwd":   # every backward pass names the pattern: the Hopper backward (chapter 05) replaces them all at once
+        passes = kernel_passes(at, block)
+        return tuple(dataclasses.replace(p, hopper=spec) for p in passes) if spec else passes
+    passes = at(tile_shape(block))
     return tuple(dataclasses.replace(p, hopper=spec) for p in passes) if spec and len(passes) == 1 else passes
 
 def hopper_pattern(kind, n, stride, c, parts, sums) -> tuple:
