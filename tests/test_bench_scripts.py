@@ -78,6 +78,8 @@ def test_gpu_notebooks_only_cuda_selection(tmp_path):
         'v = 1\nv += 1',                                      # 10: nothing reads v
         '#| cuda\nprint(w)']]                                # 11: reads w
     assert g.needed_cells(cells) == {0, 1, 3, 5, 7, 8, 9, 11}
+    cells[11].id = 'last'   # --cells: only the cuda cells named, with what they need
+    assert g.needed_cells(cells, ['last']) == {0, 1, 7, 8, 9, 11}
     src, ran = nbformat.v4.new_notebook(cells=cells), nbformat.v4.new_notebook(cells=[nbformat.from_dict(c) for c in cells])
     ran.cells[5].outputs = [nbformat.v4.new_output('stream', text='2\n4\n')]
     ran.cells[2].outputs = [nbformat.v4.new_output('stream', text='not copied\n')]
