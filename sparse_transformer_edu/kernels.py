@@ -524,7 +524,10 @@ def _desc(t, block, shape=None, strides=None):
 @functools.lru_cache(maxsize=None)
 def _sm_major(index) -> int: return torch.cuda.get_device_capability(index)[0]
 
-def _tma_ok(t) -> bool: return t.stride(-1) == 1 and t.data_ptr() % 16 == 0 and all(s * t.element_size() % 16 == 0 for s in t.stride()[:-1])
+def _tma_ok(t) -> bool:
+    "Whether TMA reads t as it is: last stride 1, base and strides 16-byte aligned, no stride 0 (an expanded tensor) over more than one element."
+    return (t.stride(-1) == 1 and t.data_ptr() % 16 == 0 and all(s * t.element_size() % 16 == 0 for s in t.stride()[:-1])
+            and all(s > 0 or n == 1 for s, n in zip(t.stride(), t.shape)))
 
 def hopper_fits(q, k, v, spec, out=None, min_pairs=0) -> bool:
     "Whether the Hopper kernels can run pattern `spec` on q, k, v (and `out`) here, for a call of B·H·n² at least `min_pairs`."
