@@ -544,7 +544,8 @@ def _blocks_desc(t, G, L, C):
 
 def _gluon_launch(kernel, grid, args, consts, key):
     "`kernel[grid](*args, **consts)` (consts in the kernel's order); later launches with these consts and specialization `key` straight to the compiled kernel's launcher."
-    key, dev = (kernel, *key, *consts.values()), torch.cuda.current_device()
+    dev = torch.cuda.current_device()   # where Triton's launcher and `_fire` launch
+    key = (kernel, dev, *key, *consts.values())
     hit = _hp_compiled.get(key) if _direct() else None
     if hit is None:   # the first launch goes through Triton, which compiles or finds the kernel
         c = kernel[grid](*args, **consts)
@@ -1036,7 +1037,8 @@ def hopper_backward_fits(q, k, v, out, lse, do, spec, min_pairs=0) -> bool:
     "Whether the Hopper backward can run pattern `spec` on these tensors here, for a call of B·H·n² at least `min_pairs`."
     if not (HOPPER_BACKWARD and spec and q.numel() and q.numel() // q.shape[-1] * q.shape[2] >= min_pairs): return False   # short calls stop here
     if spec[0] == "fixed" and spec[2] > _HB["BN"]: return False
-    if not (q.dtype == k.dtype == v.dtype == do.dtype and lse.is_contiguous() and lse.data_ptr() % 16 == 0): return False
+    if not (q.dtype == k.dtype == v.dtype == do.dtype == out.dtype and q.shape == k.shape == v.shape == do.shape == out.shape): return False
+    if not (lse.dtype == torch.float32 and lse.shape == q.shape[:3] and lse.is_contiguous() and lse.data_ptr() % 16 == 0): return False
     return _tma_ok(do) and hopper_fits(q, k, v, spec, out, min_pairs)
 
 def hopper_backward(q, k, v, out, lse, do, spec, scale=None, first:bool=False) -> tuple:
@@ -1045,7 +1047,7 @@ def hopper_backward(q, k, v, out, lse, do, spec, scale=None, first:bool=False) -
     fixed = spec[0] == "fixed"
     L, C = spec[1:] if fixed else (128, 32)
     first = (first or B * H > 65535) and N // _HB["BN"] <= 65535   # a grid's second axis holds 65,535 programs
-    sm_scale = D ** -0.5 if scale is None else scale
+    sm_scale = float(D ** -0.5 if scale is None else scale)   # a float always: Triton would bake an int 1 into the kernel, which the cache then reuses
     dq, dk, dv = (_empty(t.shape, t.dtype, t.device) for t in (q, k, v))
     delta = _empty((B, H, N), torch.float32, q.device)
     key, rows, scalars = (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0), [1, 1, _HP["BM"], D], (H, N, sm_scale * LOG2E, sm_scale)
