@@ -230,12 +230,13 @@ def traced_launches():
     finally: _traced[0] -= 1
 
 def launch_args(args) -> tuple:
-    "The arguments as Triton's launcher takes them (a tensor as its address), and a key for Triton's specialization: each tensor's dtype and 16-byte alignment, every other argument's value."
+    "The arguments as Triton's launcher takes them (a tensor as its address), and a key for Triton's specialization: each tensor's dtype and 16-byte alignment, a TMA descriptor's box and dtype, every other argument's value."
     vals, key = [], []
     for a in args:
         if isinstance(a, torch.Tensor):
             ptr = a.data_ptr()
             vals.append(ptr); key.append((a.dtype, ptr % 16 == 0))
+        elif hasattr(a, "block_shape"): vals.append(a); key.append((tuple(a.block_shape), a.base.dtype))   # Gluon's TensorDescriptor
         else: vals.append(a); key.append(a)
     return vals, tuple(key)
 
@@ -504,7 +505,7 @@ def _hopper_fwd(q_desc, k_desc, v_desc, ks_desc, vs_desc, o_desc, LSE, H, N, qk_
 HOPPER_FORWARD = True   # dense and fixed forwards through the Gluon kernel where it applies (False: always the Triton kernel)
 HOPPER_MIN_PAIRS = 2 ** 30   # B·H·n² at least this: below, the call's host time sets its pace, and the Triton kernel's launch costs less
 _HP = dict(BM=64, STAGES=2, num_warps=4)   # chosen on an H200 (bench/gluon_fwd.py): 64 query rows, two stages, one warp group
-_hp_compiled = {}   # (kernel, device, dtype, pattern, D, grid order, H's specialization, ...) -> the compiled kernel's launcher, function and metadata
+_hp_compiled = {}   # (kernel, device, constexprs, the arguments' specialization) -> the compiled kernel's launcher, function and metadata
 
 _descs = {}   # (box, dtype, rank) -> a descriptor made and checked by Gluon once, which later calls copy; it holds no tensor
 
@@ -542,15 +543,16 @@ def _blocks_desc(t, G, L, C):
     B, H, N, D = t.shape
     return _desc(t, [1, 1, G, C, D], [B, H, N // L, L, D], [t.stride(0), t.stride(1), L * t.stride(2), t.stride(2), 1])
 
-def _gluon_launch(kernel, grid, args, consts, key):
-    "`kernel[grid](*args, **consts)` (consts in the kernel's order); later launches with these consts and specialization `key` straight to the compiled kernel's launcher."
+def _gluon_launch(kernel, grid, args, consts):
+    "`kernel[grid](*args, **consts)` (consts in the kernel's order); later launches of the same specialization (`launch_args`) straight to the compiled kernel's launcher."
     dev = torch.cuda.current_device()   # where Triton's launcher and `_fire` launch
-    key = (kernel, dev, *key, *consts.values())
+    vals, spec = launch_args(args)
+    key = (kernel, dev, *consts.values(), spec)
     hit = _hp_compiled.get(key) if _direct() else None
     if hit is None:   # the first launch goes through Triton, which compiles or finds the kernel
         c = kernel[grid](*args, **consts)
         if _direct(): _hp_compiled[key] = (c.run, c.function, c.packed_metadata)
-    else: _fire(*hit, grid, dev, (*(a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args), *consts.values()))
+    else: _fire(*hit, grid, dev, (*vals, *consts.values()))
 
 def hopper_forward(q, k, v, spec, scale=None, out=None, first:bool=False):
     "Dense causal (spec ('dense',)) or fixed merged attention (('fixed', l, c)) through the Gluon kernel: (out, lse); `first`: heads first."
@@ -566,8 +568,7 @@ def hopper_forward(q, k, v, spec, scale=None, out=None, first:bool=False):
     qk_scale = (D ** -0.5 if scale is None else scale) * LOG2E
     first = (first or B * H > 65535) and N // _HP["BM"] <= 65535   # a grid's second axis holds 65,535 programs
     consts = dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"])
-    _gluon_launch(_hopper_fwd, _grid(N // _HP["BM"], B * H, first), (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), consts,
-                  (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0))   # what Triton specializes the kernel on
+    _gluon_launch(_hopper_fwd, _grid(N // _HP["BM"], B * H, first), (qd, kd, vd, ksd, vsd, od, lse, H, N, qk_scale), consts)
     return out, lse
 
 # %% ../nbs/04_kernel_forward.ipynb #c73a8834
@@ -1035,11 +1036,10 @@ _HB = dict(BM=64, BN=64, STAGES=2, num_warps=4)   # the dK/dV kernel's tiles, ch
 
 def hopper_backward_fits(q, k, v, out, lse, do, spec, min_pairs=0) -> bool:
     "Whether the Hopper backward can run pattern `spec` on these tensors here, for a call of B·H·n² at least `min_pairs`."
-    if not (HOPPER_BACKWARD and spec and q.numel() and q.numel() // q.shape[-1] * q.shape[2] >= min_pairs): return False   # short calls stop here
+    if not (HOPPER_BACKWARD and q.numel() and hopper_fits(q, k, v, spec, out, min_pairs)): return False   # short calls stop there
     if spec[0] == "fixed" and spec[2] > _HB["BN"]: return False
     if not (q.dtype == k.dtype == v.dtype == do.dtype == out.dtype and q.shape == k.shape == v.shape == do.shape == out.shape): return False
-    if not (lse.dtype == torch.float32 and lse.shape == q.shape[:3] and lse.is_contiguous() and lse.data_ptr() % 16 == 0): return False
-    return _tma_ok(do) and hopper_fits(q, k, v, spec, out, min_pairs)
+    return lse.dtype == torch.float32 and lse.shape == q.shape[:3] and lse.is_contiguous() and lse.data_ptr() % 16 == 0 and _tma_ok(do)
 
 def hopper_backward(q, k, v, out, lse, do, spec, scale=None, first:bool=False) -> tuple:
     "Gradients (dq, dk, dv) of dense causal (spec ('dense',)) or fixed merged attention (('fixed', l, c)) through the Gluon kernels."
@@ -1047,15 +1047,15 @@ def hopper_backward(q, k, v, out, lse, do, spec, scale=None, first:bool=False) -
     fixed = spec[0] == "fixed"
     L, C = spec[1:] if fixed else (128, 32)
     first = (first or B * H > 65535) and N // _HB["BN"] <= 65535   # a grid's second axis holds 65,535 programs
-    sm_scale = float(D ** -0.5 if scale is None else scale)   # a float always: Triton would bake an int 1 into the kernel, which the cache then reuses
+    sm_scale = D ** -0.5 if scale is None else scale
     dq, dk, dv = (_empty(t.shape, t.dtype, t.device) for t in (q, k, v))
     delta = _empty((B, H, N), torch.float32, q.device)
-    key, rows, scalars = (q.device.index, q.dtype, spec, D, first, H == 1, H % 16 == 0), [1, 1, _HP["BM"], D], (H, N, sm_scale * LOG2E, sm_scale)
+    rows, scalars = [1, 1, _HP["BM"], D], (H, N, sm_scale * LOG2E, sm_scale)
     kd, vd = _desc(k, [1, 1, L, D]), _desc(v, [1, 1, L, D])
     ksd, vsd = (_blocks_desc(k, L // C, L, C), _blocks_desc(v, L // C, L, C)) if fixed else (kd, vd)
     _gluon_launch(_hopper_dq, _grid(N // _HP["BM"], B * H, first),
                   (_desc(q, rows), kd, vd, ksd, vsd, _desc(do, rows), _desc(out, rows), _desc(dq, rows), lse, delta, *scalars),
-                  dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"]), key)
+                  dict(FIXED=fixed, BM=_HP["BM"], L=L, C=C, D=D, STAGES=_HP["STAGES"], HEADS_FIRST=first, num_warps=_HP["num_warps"]))
     BM, BN = _HB["BM"], _HB["BN"]
     for kind in ((1, 2) if fixed else (0,)):   # fixed: its own blocks, then the summary keys added in
         if kind == 2: boxes, tiles = [_blocks_desc(t, BN // C, L, C) for t in (k, v, dk, dv)], -(-(N // L - 1) // (BN // C))
@@ -1063,7 +1063,7 @@ def hopper_backward(q, k, v, out, lse, do, spec, scale=None, first:bool=False) -
         if not tiles: continue   # one block: no summary key is read
         _gluon_launch(_hopper_dkdv, _grid(tiles, B * H, first),
                       (_desc(q, [1, 1, BM, D]), *boxes[:2], _desc(do, [1, 1, BM, D]), *boxes[2:], lse, delta, *scalars),
-                      dict(KIND=kind, BM=BM, BN=BN, D=D, L=L, C=C, STAGES=_HB["STAGES"], HEADS_FIRST=first, num_warps=_HB["num_warps"]), key)
+                      dict(KIND=kind, BM=BM, BN=BN, D=D, L=L, C=C, STAGES=_HB["STAGES"], HEADS_FIRST=first, num_warps=_HB["num_warps"]))
     return dq, dk, dv
 
 # %% ../nbs/05_kernel_backward.ipynb #9d9f95ab
